@@ -1,0 +1,43 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
+import type { Redis } from 'ioredis'
+import type { Queue } from 'bullmq'
+import type { Config } from './config.js'
+import type { FinishWatcher } from './jobs/finish-watcher.js'
+import type { LaneData } from './jobs/schemas.js'
+import type { JobStore } from './jobs/store.js'
+import { errorHandler } from './plugins/error-handler.js'
+import { healthRoutes } from './routes/health.js'
+import { jobRoutes } from './routes/jobs.js'
+
+export interface AppDeps {
+  config: Config
+  logger: FastifyBaseLogger
+  redis: Redis
+  store: JobStore
+  queue: Queue<LaneData>
+  watcher: FinishWatcher
+}
+
+/** The API as a Fastify instance; it owns none of its dependencies and closes none of them. */
+export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
+  const { config } = deps
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    // Room for MAX_URLS_PER_JOB URLs of the longest allowed length, and not much more.
+    bodyLimit: Math.max(1_048_576, config.MAX_URLS_PER_JOB * 2100 + 65_536),
+    // `wait` may hold a request for 60 s; nothing else should take near that long.
+    requestTimeout: 75_000,
+    connectionTimeout: 10_000,
+    keepAliveTimeout: 5_000,
+    return503OnClosing: true,
+    genReqId: () => crypto.randomUUID(),
+    routerOptions: { ignoreTrailingSlash: true }
+  }).withTypeProvider<ZodTypeProvider>()
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
+  await app.register(errorHandler)
+  await app.register(healthRoutes, { redis: deps.redis })
+  await app.register(jobRoutes, { config, store: deps.store, queue: deps.queue, watcher: deps.watcher })
+  return app
+}

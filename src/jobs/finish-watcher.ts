@@ -1,0 +1,45 @@
+import type { Redis } from 'ioredis'
+
+/**
+ * Lets requests wait for a job to finish (`GET /jobs/:id?wait=N`). One subscriber connection per
+ * API process carries the ids of finished jobs, whichever process finished them; each waiter is
+ * a local promise keyed by job id.
+ */
+export interface FinishWatcher {
+  /** Resolves when `id` finishes, after `ms`, or when `signal` aborts, whichever is first. */
+  wait(id: string, ms: number, signal?: AbortSignal): Promise<void>
+  close(): Promise<void>
+}
+
+export async function createFinishWatcher (subscriber: Redis, channel: string): Promise<FinishWatcher> {
+  const waiters = new Map<string, Set<() => void>>()
+  subscriber.on('message', (ch: string, id: string) => {
+    if (ch !== channel) return
+    const set = waiters.get(id)
+    if (set) for (const wake of set) wake()
+  })
+  await subscriber.subscribe(channel)
+
+  function wait (id: string, ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      let set = waiters.get(id)
+      if (!set) waiters.set(id, (set = new Set()))
+      const done = () => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', done)
+        set.delete(done)
+        if (set.size === 0) waiters.delete(id)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      signal?.addEventListener('abort', done, { once: true })
+      set.add(done)
+    })
+  }
+
+  async function close () {
+    for (const set of waiters.values()) for (const wake of set) wake()
+  }
+
+  return { wait, close }
+}

@@ -1,0 +1,38 @@
+/**
+ * Key names of one job. The `{id}` hash tag keeps every key of a job in one Redis Cluster slot,
+ * so each Lua script touches a single slot.
+ */
+export interface JobKeys {
+  /** hash: state, timestamps, counters, options */
+  meta: string
+  /** list: the URLs in input order */
+  urls: string
+  /** hash: index -> final result (JSON) */
+  results: string
+  /** hash: index -> body bytes, when keepContent */
+  content: string
+  /** hash: lane -> index the lane is fetching; survives the lane's worker dying */
+  held: string
+}
+
+export function jobKeys (prefix: string, id: string): JobKeys {
+  const base = `${prefix}:job:{${id}}`
+  return {
+    meta: `${base}:meta`,
+    urls: `${base}:urls`,
+    results: `${base}:results`,
+    content: `${base}:content`,
+    held: `${base}:held`
+  }
+}
+
+export function keyList (keys: JobKeys): string[] {
+  return [keys.meta, keys.urls, keys.results, keys.content, keys.held]
+}
+
+/** Pub/sub channel that carries the id of every job reaching a final state. */
+export function finishedChannel (prefix: string): string {
+  return `${prefix}:finished`
+}
+
+export const FETCH_QUEUE = 'fetch'

@@ -1,0 +1,247 @@
+import type { Redis, Result } from 'ioredis'
+import { z } from 'zod'
+import { finishedChannel, jobKeys, keyList } from './keys.js'
+import {
+  jobOptionsSchema, resultErrorSchema, storedResultSchema,
+  type JobDocument, type JobOptions, type JobState, type JobSummary, type ResultItem, type StoredResult
+} from './schemas.js'
+import { finishScript, stepScript } from './scripts.js'
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    trawlStep(meta: string, urls: string, results: string, content: string, held: string,
+      lane: string, index: string, result: string, outcome: string, bytes: string, body: Buffer | string,
+      now: string, ttl: string, channel: string, claim: string, keep: string): Result<Array<number | string>, Context>
+    trawlFinish(meta: string, urls: string, results: string, content: string, held: string,
+      state: string, error: string, now: string, ttl: string, channel: string): Result<string, Context>
+  }
+}
+
+const num = z.coerce.number().int()
+const optionalMs = z.string().optional().transform((s) => (s === undefined || s === '' ? null : Number(s)))
+
+/** The meta hash as read back from Redis: strings, parsed and checked before use. */
+const storedMetaSchema = z.object({
+  id: z.string(),
+  state: z.enum(['queued', 'running', 'completed', 'failed', 'cancelled']),
+  createdAt: num,
+  startedAt: optionalMs,
+  finishedAt: optionalMs,
+  expiresAt: num,
+  total: num,
+  next: num,
+  running: num,
+  succeeded: num,
+  failed: num,
+  cancelled: num,
+  bytes: num,
+  options: z.string().transform((s) => jobOptionsSchema.parse(JSON.parse(s))),
+  callbackUrl: z.string().optional().transform((s) => (s === '' ? undefined : s)),
+  error: z.string().optional().transform((s) => (s === undefined || s === '' ? null : resultErrorSchema.parse(JSON.parse(s))))
+})
+type StoredMeta = z.infer<typeof storedMetaSchema>
+
+export interface NewJob {
+  id: string
+  urls: string[]
+  options: JobOptions
+  callbackUrl?: string | undefined
+  now: number
+}
+
+export interface ReadOptions {
+  /** Leave `results` and `page` out. */
+  withResults: boolean
+  offset: number
+  limit: number
+}
+
+export type StepReply =
+  | { kind: 'fetch', index: number, url: string }
+  | { kind: 'idle' }
+  | { kind: 'over' }
+
+export interface FinishedUrl {
+  index: number
+  result: StoredResult
+  body: Buffer | null
+}
+
+export type JobStore = ReturnType<typeof createJobStore>
+
+/**
+ * Reads and changes job records in Redis. Every change that more than one process may make at
+ * once goes through a Lua script (see scripts.ts); reads are MULTI snapshots.
+ */
+export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds: number }) {
+  const ttlMs = opts.ttlSeconds * 1000
+  const channel = finishedChannel(opts.prefix)
+  redis.defineCommand('trawlStep', { numberOfKeys: 5, lua: stepScript })
+  redis.defineCommand('trawlFinish', { numberOfKeys: 5, lua: finishScript })
+  const keysOf = (id: string) => jobKeys(opts.prefix, id)
+
+  async function create (job: NewJob): Promise<void> {
+    const k = keysOf(job.id)
+    const tx = redis.multi()
+    tx.hset(k.meta, {
+      id: job.id,
+      state: 'queued',
+      createdAt: job.now,
+      expiresAt: job.now + ttlMs,
+      total: job.urls.length,
+      next: 0,
+      running: 0,
+      succeeded: 0,
+      failed: 0,
+      cancelled: 0,
+      bytes: 0,
+      options: JSON.stringify(job.options),
+      callbackUrl: job.callbackUrl ?? ''
+    })
+    // Bounded argument lists keep each command small for Redis' argument buffer.
+    for (let i = 0; i < job.urls.length; i += 1000) tx.rpush(k.urls, ...job.urls.slice(i, i + 1000))
+    tx.pexpire(k.meta, ttlMs)
+    tx.pexpire(k.urls, ttlMs)
+    await tx.exec()
+  }
+
+  async function read (id: string, ro: ReadOptions): Promise<JobDocument | null> {
+    const k = keysOf(id)
+    const tx = redis.multi().hgetall(k.meta)
+    const indexes: number[] = []
+    if (ro.withResults) {
+      for (let i = ro.offset; i < ro.offset + ro.limit; i++) indexes.push(i)
+      tx.lrange(k.urls, ro.offset, ro.offset + ro.limit - 1).hmget(k.results, ...indexes.map(String)).hvals(k.held)
+    }
+    const replies = await tx.exec()
+    if (replies === null) throw new Error('transaction aborted')
+    for (const [err] of replies) if (err) throw err
+    const rawMeta = replies[0]?.[1] as Record<string, string>
+    if (!rawMeta || Object.keys(rawMeta).length === 0) return null
+    const meta = storedMetaSchema.parse(rawMeta)
+    const doc: JobDocument = summarize(meta, Date.now())
+    if (!ro.withResults) return doc
+    const urls = replies[1]?.[1] as string[]
+    const stored = replies[2]?.[1] as Array<string | null>
+    const held = new Set((replies[3]?.[1] as string[]).map(Number))
+    doc.results = urls.map((url, i) => resultItem(meta, ro.offset + i, url, stored[i] ?? null, held))
+    const nextOffset = ro.offset + ro.limit
+    doc.page = {
+      offset: ro.offset,
+      limit: ro.limit,
+      next: nextOffset < meta.total ? `/jobs/${id}?offset=${nextOffset}&limit=${ro.limit}` : null
+    }
+    return doc
+  }
+
+  /** Ends an unfinished job as cancelled or failed; returns the state it had ('missing' if none). */
+  async function finish (id: string, state: 'cancelled' | 'failed', error: { code: string, message: string } | null, now = Date.now()): Promise<JobState | 'missing'> {
+    const k = keysOf(id)
+    const before = await redis.trawlFinish(k.meta, k.urls, k.results, k.content, k.held,
+      state, error ? JSON.stringify(error) : '', String(now), String(ttlMs), channel)
+    return before as JobState | 'missing'
+  }
+
+  /** A lane reports what it finished and, if `claim`, takes the next index of the job. */
+  async function step (id: string, lane: number, finished: FinishedUrl | null, claim: boolean, now = Date.now()): Promise<StepReply> {
+    const k = keysOf(id)
+    const keep = finished?.body != null
+    const reply = await redis.trawlStep(k.meta, k.urls, k.results, k.content, k.held,
+      String(lane),
+      String(finished?.index ?? -1),
+      finished ? JSON.stringify(finished.result) : '',
+      finished?.result.state === 'succeeded' ? 'succeeded' : 'failed',
+      String(finished?.result.bytes ?? 0),
+      keep ? finished.body as Buffer : '',
+      String(now), String(ttlMs), channel, claim ? '1' : '0', keep ? '1' : '0')
+    const code = Number(reply[0])
+    if (code === 1) return { kind: 'fetch', index: Number(reply[1]), url: String(reply[2]) }
+    if (code === 0) return { kind: 'idle' }
+    return { kind: 'over' }
+  }
+
+  /** The job's options, for a lane about to fetch its URLs; null when the job is gone. */
+  async function options (id: string): Promise<JobOptions | null> {
+    const raw = await redis.hget(keysOf(id).meta, 'options')
+    return raw === null ? null : jobOptionsSchema.parse(JSON.parse(raw))
+  }
+
+  /** The stored body of one result, or why there is none. */
+  async function content (id: string, index: number): Promise<{ body: Buffer, contentType: string | null } | 'no-job' | 'no-content'> {
+    const k = keysOf(id)
+    const [[e1, exists], [e2, raw], [e3, body]] = await redis.multi()
+      .exists(k.meta).hget(k.results, String(index)).hgetBuffer(k.content, String(index)).exec() as Array<[Error | null, unknown]> as [[Error | null, number], [Error | null, string | null], [Error | null, Buffer | null]]
+    if (e1 ?? e2 ?? e3) throw (e1 ?? e2 ?? e3)
+    if (exists === 0) return 'no-job'
+    if (raw === null || body === null) return 'no-content'
+    const result = storedResultSchema.parse(JSON.parse(raw))
+    return { body, contentType: result.contentType }
+  }
+
+  /** Current states of many jobs in one round trip; a missing job reads as null. */
+  async function states (ids: string[]): Promise<Array<string | null>> {
+    if (ids.length === 0) return []
+    const p = redis.pipeline()
+    for (const id of ids) p.hget(keysOf(id).meta, 'state')
+    const replies = await p.exec()
+    return (replies ?? []).map(([err, v]) => (err ? null : (v as string | null)))
+  }
+
+  return { create, read, finish, step, options, content, states, channel }
+}
+
+function summarize (meta: StoredMeta, now: number): JobSummary {
+  const final = meta.finishedAt !== null
+  const finishedCount = meta.succeeded + meta.failed + meta.cancelled
+  return {
+    id: meta.id,
+    state: meta.state,
+    createdAt: iso(meta.createdAt),
+    startedAt: meta.startedAt === null ? null : iso(meta.startedAt),
+    finishedAt: meta.finishedAt === null ? null : iso(meta.finishedAt),
+    expiresAt: iso(meta.expiresAt),
+    options: meta.options,
+    total: meta.total,
+    counts: {
+      pending: Math.max(0, meta.total - finishedCount - meta.running),
+      running: final ? 0 : meta.running,
+      succeeded: meta.succeeded,
+      failed: meta.failed,
+      cancelled: meta.cancelled
+    },
+    bytes: meta.bytes,
+    durationMs: meta.startedAt === null ? null : Math.max(0, (meta.finishedAt ?? now) - meta.startedAt),
+    callback: meta.callbackUrl ? { url: meta.callbackUrl, state: 'pending', attempts: 0, lastStatus: null, lastError: null } : null,
+    error: meta.error
+  }
+}
+
+function resultItem (meta: StoredMeta, index: number, url: string, raw: string | null, held: Set<number>): ResultItem {
+  const base = { index, url, status: null, finalUrl: null, contentType: null, bytes: 0, durationMs: null, attempts: 0, error: null, contentUrl: null }
+  if (raw !== null) {
+    const r = storedResultSchema.parse(JSON.parse(raw))
+    return {
+      ...base,
+      state: r.state,
+      status: r.status,
+      finalUrl: r.finalUrl,
+      contentType: r.contentType,
+      bytes: r.bytes,
+      durationMs: r.durationMs,
+      attempts: r.attempts,
+      error: r.error,
+      contentUrl: r.hasContent ? `/jobs/${meta.id}/results/${index}/content` : null
+    }
+  }
+  // URLs without a stored result take their state from the job: a cancelled or failed job ended
+  // them all at once (finishScript) without writing one record per URL.
+  if (meta.state === 'cancelled') {
+    return { ...base, state: 'cancelled', error: { code: 'CANCELLED', message: 'the job was cancelled before this URL finished' } }
+  }
+  if (meta.state === 'failed') {
+    return { ...base, state: 'failed', error: { code: 'INTERNAL', message: `not fetched: ${meta.error?.message ?? 'the job failed'}` } }
+  }
+  return { ...base, state: held.has(index) ? 'running' : 'pending' }
+}
+
+const iso = (ms: number) => new Date(ms).toISOString()

@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+import closeWithGrace from 'close-with-grace'
+import { pino } from 'pino'
+import { ConfigError, loadConfig, type Config } from './config.js'
+import { loggerOptions } from './logger.js'
+import { ensureRedis, NoRedisError } from './private-redis.js'
+import { startApi, startWorker } from './services.js'
+
+/**
+ * The entry point: `trawl api`, `trawl worker` or `trawl all` (API and worker in one process,
+ * what `npm start` runs). The only file with side effects at start-up.
+ */
+const USAGE = 'usage: trawl <api|worker|all>'
+
+async function main (argv: string[]): Promise<void> {
+  const role = argv[0] ?? 'all'
+  if (role === '-h' || role === '--help') {
+    process.stdout.write(`${USAGE}\n`)
+    return
+  }
+  if (role !== 'api' && role !== 'worker' && role !== 'all') {
+    process.stderr.write(`trawl: unknown command ${JSON.stringify(role)}\n${USAGE}\n`)
+    process.exitCode = 2
+    return
+  }
+  let config: Config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`trawl: ${err.message}\n`)
+    process.exitCode = 2
+    return
+  }
+  const logger = pino(loggerOptions(config))
+  const closers: Array<() => Promise<void>> = []
+
+  // `trawl all` on a fresh machine: without REDIS_URL and without a Redis on 6379, run our own.
+  if (role === 'all' && !config.redisUrlGiven) {
+    try {
+      const target = await ensureRedis(config.REDIS_URL, logger)
+      config = Object.freeze({ ...config, REDIS_URL: target.url })
+      closers.unshift(target.stop)
+    } catch (err) {
+      if (!(err instanceof NoRedisError)) throw err
+      process.stderr.write(`trawl: ${err.message}\n`)
+      process.exitCode = 1
+      return
+    }
+  }
+
+  if (role === 'worker' || role === 'all') {
+    const worker = startWorker(config, logger)
+    closers.unshift(worker.close)
+    logger.info({ concurrency: config.WORKER_CONCURRENCY, prefix: config.REDIS_PREFIX }, 'worker started')
+  }
+  if (role === 'api' || role === 'all') {
+    const api = await startApi(config, logger)
+    closers.unshift(api.close)
+    const address = await api.app.listen({ port: config.PORT, host: config.HOST })
+    logger.info({ address }, 'api listening')
+  }
+
+  // SIGTERM/SIGINT: stop taking requests, let in-flight fetches finish or hand them back, exit.
+  closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + 10_000, logger }, async ({ err, signal }) => {
+    if (err) logger.error({ err }, 'fatal error, shutting down')
+    else logger.info({ signal }, 'shutting down')
+    for (const close of closers) await close()
+  })
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`trawl: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exit(1)
+})

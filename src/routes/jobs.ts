@@ -1,0 +1,123 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { ulid } from 'ulid'
+import { z } from 'zod'
+import type { Queue } from 'bullmq'
+import type { Config } from '../config.js'
+import { ContentNotFoundError, JobFinishedError, JobNotFoundError, ValidationFailedError } from '../errors.js'
+import type { FinishWatcher } from '../jobs/finish-watcher.js'
+import { enqueueLanes } from '../jobs/queue.js'
+import { FINAL_JOB_STATES, JOB_ID_PATTERN, jobDocumentSchema, submitBodySchema, type JobDocument, type LaneData } from '../jobs/schemas.js'
+import type { JobStore } from '../jobs/store.js'
+import { problemSchema } from './problem-schema.js'
+
+export interface JobRoutesDeps {
+  config: Config
+  store: JobStore
+  queue: Queue<LaneData>
+  watcher: FinishWatcher
+}
+
+const idParams = z.object({ id: z.string().max(64) })
+const readQuery = z.object({
+  wait: z.coerce.number().min(0).max(60).default(0),
+  offset: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  results: z.enum(['none', 'page']).default('page')
+})
+
+export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jobRoutes (app, deps) {
+  const { config, store, queue, watcher } = deps
+  const bodySchema = submitBodySchema(config.MAX_URLS_PER_JOB)
+
+  async function readOr404 (id: string, query: { offset: number, limit: number, results: string }): Promise<JobDocument> {
+    const doc = JOB_ID_PATTERN.test(id)
+      ? await store.read(id, { withResults: query.results !== 'none', offset: query.offset, limit: query.limit })
+      : null
+    if (!doc) throw new JobNotFoundError(id)
+    return doc
+  }
+
+  app.post('/jobs', {
+    schema: {
+      body: bodySchema,
+      response: { 202: jobDocumentSchema, 400: problemSchema, 413: problemSchema, 415: problemSchema, 503: problemSchema }
+    }
+  }, async (request, reply) => {
+    const { urls, options, callbackUrl } = request.body
+    if (callbackUrl !== undefined && config.CALLBACK_SECRET === undefined) {
+      throw new ValidationFailedError([{ path: '/callbackUrl', message: 'callbacks are off: the server has no CALLBACK_SECRET' }])
+    }
+    const id = `j_${ulid()}`
+    request.log.info({ jobId: id, urls: urls.length }, 'job submitted')
+    await store.create({ id, urls, options, callbackUrl, now: Date.now() })
+    try {
+      await enqueueLanes(queue, id, Math.min(options.concurrency, urls.length))
+    } catch (err) {
+      // The record exists but no worker will ever see it: end it so that nobody waits on it.
+      await store.finish(id, 'failed', { code: 'INTERNAL', message: 'the job could not be queued' }).catch(() => {})
+      throw err
+    }
+    const doc = await readOr404(id, { offset: 0, limit: 100, results: 'page' })
+    return reply.code(202).header('location', `/jobs/${id}`).send(doc)
+  })
+
+  app.get('/jobs/:id', {
+    schema: {
+      params: idParams,
+      querystring: readQuery,
+      response: { 200: jobDocumentSchema, 400: problemSchema, 404: problemSchema, 503: problemSchema }
+    }
+  }, async (request) => {
+    const { id } = request.params
+    const query = request.query
+    let doc = await readOr404(id, query)
+    if (query.wait > 0 && !FINAL_JOB_STATES.has(doc.state)) {
+      const deadline = Date.now() + query.wait * 1000
+      const gone = new AbortController()
+      request.raw.once('close', () => gone.abort())
+      // Re-read every few seconds as well as on the finish message, so a message lost while the
+      // subscriber reconnected costs a little latency, never a hung request.
+      while (!FINAL_JOB_STATES.has(doc.state) && Date.now() < deadline && !gone.signal.aborted) {
+        await watcher.wait(id, Math.min(deadline - Date.now(), 2000), gone.signal)
+        doc = await readOr404(id, query)
+      }
+    }
+    return doc
+  })
+
+  app.delete('/jobs/:id', {
+    schema: {
+      params: idParams,
+      response: { 200: jobDocumentSchema, 404: problemSchema, 409: problemSchema, 503: problemSchema }
+    }
+  }, async (request) => {
+    const { id } = request.params
+    if (!JOB_ID_PATTERN.test(id)) throw new JobNotFoundError(id)
+    const before = await store.finish(id, 'cancelled', null)
+    if (before === 'missing') throw new JobNotFoundError(id)
+    if (before === 'completed' || before === 'failed') throw new JobFinishedError(id, before)
+    if (before !== 'cancelled') request.log.info({ jobId: id }, 'job cancelled')
+    return readOr404(id, { offset: 0, limit: 100, results: 'page' })
+  })
+
+  app.get('/jobs/:id/results/:index/content', {
+    schema: {
+      params: z.object({ id: z.string().max(64), index: z.coerce.number().int().min(0) }),
+      response: { 200: z.custom<Buffer>((v) => Buffer.isBuffer(v)), 404: problemSchema, 503: problemSchema }
+    }
+  }, async (request, reply) => {
+    const { id, index } = request.params
+    if (!JOB_ID_PATTERN.test(id)) throw new JobNotFoundError(id)
+    const found = await store.content(id, index)
+    if (found === 'no-job') throw new JobNotFoundError(id)
+    if (found === 'no-content') {
+      throw new ContentNotFoundError(`Result ${index} of job ${id} has no stored body: it is not finished, it failed, the job does not keep content, or it has expired.`)
+    }
+    reply.header('content-type', found.contentType ?? 'application/octet-stream')
+    reply.header('x-content-type-options', 'nosniff')
+    // The body is someone else's page: never let a browser run it in this origin.
+    reply.header('content-security-policy', "default-src 'none'; sandbox")
+    return reply.send(found.body)
+  })
+}
+

@@ -1,0 +1,63 @@
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { buildApp } from './app.js'
+import type { Config } from './config.js'
+import { createDispatcher } from './fetcher/agent.js'
+import { createAddressGuard } from './fetcher/guard.js'
+import { createFinishWatcher } from './jobs/finish-watcher.js'
+import { createFetchQueue } from './jobs/queue.js'
+import { createJobStore } from './jobs/store.js'
+import { closeRedis, createRedis } from './redis.js'
+import { createWorkers, type Workers } from './workers/create-workers.js'
+
+/**
+ * Wires each role from config: the API (Fastify, a fail-fast producer connection, the queue and
+ * the finish watcher) and the worker (BullMQ workers, their store connection and one undici
+ * dispatcher). Each returns a close() that releases everything it opened, in order.
+ */
+
+export interface ApiRole {
+  app: FastifyInstance
+  close(): Promise<void>
+}
+
+export async function startApi (config: Config, logger: Logger): Promise<ApiRole> {
+  const redis = createRedis(config, 'producer', 'api')
+  const subscriber = createRedis(config, 'subscriber', 'api-sub')
+  const queue = createFetchQueue(redis, config.REDIS_PREFIX)
+  queue.on('error', (err) => logger.warn({ err }, 'queue error'))
+  const store = createJobStore(redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
+  const watcher = await createFinishWatcher(subscriber, store.channel)
+  const app = await buildApp({ config, logger, redis, store, queue, watcher })
+  let closing: Promise<void> | undefined
+  const close = () => (closing ??= (async () => {
+    await app.close()
+    await watcher.close()
+    await queue.close()
+    await closeRedis(subscriber)
+    await closeRedis(redis)
+  })())
+  return { app, close }
+}
+
+export interface WorkerRole {
+  workers: Workers
+  /** Stops the workers, handing in-flight URLs back after `graceMs` (SHUTDOWN_GRACE_MS). */
+  close(graceMs?: number): Promise<void>
+}
+
+export function startWorker (config: Config, logger: Logger): WorkerRole {
+  const connection = createRedis(config, 'worker', 'worker')
+  const storeRedis = createRedis(config, 'worker', 'worker-store')
+  const store = createJobStore(storeRedis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
+  const dispatcher = createDispatcher({ guard: createAddressGuard([...config.FETCH_ALLOW_CIDRS]) })
+  const workers = createWorkers({ config, logger: logger.child({ role: 'worker' }), connection, store, dispatcher })
+  let closing: Promise<void> | undefined
+  const close = (graceMs?: number) => (closing ??= (async () => {
+    await workers.close(graceMs)
+    await dispatcher.close()
+    await closeRedis(storeRedis)
+    await closeRedis(connection)
+  })())
+  return { workers, close }
+}

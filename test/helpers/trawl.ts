@@ -1,0 +1,86 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { pino } from 'pino'
+import type { Test } from 'tap'
+import { loadConfig, type Config } from '../../src/config.js'
+import { startApi, startWorker, type ApiRole, type WorkerRole } from '../../src/services.js'
+import { TEST_REDIS_URL, testPrefix } from './redis.js'
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+/** Environment every test service runs with: its own prefix, loopback targets allowed. */
+export function testEnv (prefix: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_PREFIX: prefix,
+    FETCH_ALLOW_CIDRS: '127.0.0.0/8,::1/128',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    WORKER_LOCK_MS: '2000',
+    ...extra
+  }
+}
+
+export interface TestTrawl {
+  config: Config
+  api: ApiRole
+  worker: WorkerRole | null
+  prefix: string
+}
+
+/** An API (and, unless `worker: false`, a worker) in this process, closed when the test ends. */
+export async function startTrawl (t: Test, opts: { env?: Record<string, string>, worker?: boolean, prefix?: string } = {}): Promise<TestTrawl> {
+  const prefix = opts.prefix ?? testPrefix(t)
+  const config = loadConfig(testEnv(prefix, opts.env))
+  const logger = pino({ level: config.LOG_LEVEL })
+  const api = await startApi(config, logger)
+  const worker = opts.worker === false ? null : startWorker(config, logger)
+  t.teardown(async () => {
+    await api.close()
+    await worker?.close(0)
+  })
+  return { config, api, worker, prefix }
+}
+
+/** A real `trawl <role>` process from the sources, with the test's prefix; killed at teardown. */
+export function spawnTrawl (t: Test, role: 'api' | 'worker' | 'all', env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', role], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL')
+      await once(child, 'exit')
+    }
+  })
+  return child
+}
+
+/** Resolves with the first JSON log line of `child` whose msg matches; rejects if it exits first. */
+export function waitForLog (child: ChildProcess, msg: RegExp): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let buffer = ''
+    const onData = (chunk: Buffer) => {
+      buffer += chunk.toString()
+      let nl
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl)
+        buffer = buffer.slice(nl + 1)
+        try {
+          const entry = JSON.parse(line) as Record<string, unknown>
+          if (typeof entry.msg === 'string' && msg.test(entry.msg)) {
+            child.stdout?.off('data', onData)
+            child.off('exit', onExit)
+            resolve(entry)
+            return
+          }
+        } catch {}
+      }
+    }
+    const onExit = (code: number | null) => reject(new Error(`process exited (${code}) before logging ${msg}`))
+    child.stdout?.on('data', onData)
+    child.once('exit', onExit)
+  })
+}
