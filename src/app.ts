@@ -1,13 +1,16 @@
+import { fastifySSE } from '@fastify/sse'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Redis } from 'ioredis'
 import type { Queue } from 'bullmq'
 import type { Config } from './config.js'
+import type { EventHub } from './events/hub.js'
 import type { FinishWatcher } from './jobs/finish-watcher.js'
 import type { LaneData } from './jobs/schemas.js'
 import type { JobStore } from './jobs/store.js'
 import { errorHandler } from './plugins/error-handler.js'
 import { healthRoutes } from './routes/health.js'
+import { jobEventRoutes } from './routes/job-events.js'
 import { jobRoutes } from './routes/jobs.js'
 
 export interface AppDeps {
@@ -17,6 +20,7 @@ export interface AppDeps {
   store: JobStore
   queue: Queue<LaneData>
   watcher: FinishWatcher
+  hub: EventHub
 }
 
 /** The API as a Fastify instance; it owns none of its dependencies and closes none of them. */
@@ -38,6 +42,8 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler)
   await app.register(errorHandler)
   await app.register(healthRoutes, { redis: deps.redis })
+  await app.register(fastifySSE, { heartbeatInterval: config.SSE_HEARTBEAT_MS })
   await app.register(jobRoutes, { config, store: deps.store, queue: deps.queue, watcher: deps.watcher })
+  await app.register(jobEventRoutes, { store: deps.store, hub: deps.hub })
   return app
 }

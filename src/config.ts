@@ -50,6 +50,8 @@ export const configSchema = z.object({
    * large job cannot hold every worker slot while small jobs wait. @defaultValue 2000
    */
   LANE_SLICE_MS: int(100, 600_000).default(2000),
+  /** Milliseconds between comment lines on an idle event stream. @defaultValue 15000 */
+  SSE_HEARTBEAT_MS: int(100, 60_000).default(15_000),
   /** Milliseconds the process waits for in-flight work on SIGTERM before handing it back. */
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000)
 })

@@ -4,6 +4,7 @@ import { buildApp } from './app.js'
 import type { Config } from './config.js'
 import { createDispatcher } from './fetcher/agent.js'
 import { createAddressGuard } from './fetcher/guard.js'
+import { createEventHub, type EventHub } from './events/hub.js'
 import { createFinishWatcher } from './jobs/finish-watcher.js'
 import { createFetchQueue } from './jobs/queue.js'
 import { createJobStore } from './jobs/store.js'
@@ -18,26 +19,31 @@ import { createWorkers, type Workers } from './workers/create-workers.js'
 
 export interface ApiRole {
   app: FastifyInstance
+  hub: EventHub
   close(): Promise<void>
 }
 
 export async function startApi (config: Config, logger: Logger): Promise<ApiRole> {
   const redis = createRedis(config, 'producer', 'api')
   const subscriber = createRedis(config, 'subscriber', 'api-sub')
+  const reader = createRedis(config, 'subscriber', 'api-events')
   const queue = createFetchQueue(redis, config.REDIS_PREFIX)
   queue.on('error', (err) => logger.warn({ err }, 'queue error'))
   const store = createJobStore(redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
   const watcher = await createFinishWatcher(subscriber, store.channel)
-  const app = await buildApp({ config, logger, redis, store, queue, watcher })
+  const hub = createEventHub(reader, redis, logger)
+  const app = await buildApp({ config, logger, redis, store, queue, watcher, hub })
   let closing: Promise<void> | undefined
   const close = () => (closing ??= (async () => {
     await app.close()
+    await hub.close()
     await watcher.close()
     await queue.close()
     await closeRedis(subscriber)
+    await closeRedis(reader)
     await closeRedis(redis)
   })())
-  return { app, close }
+  return { app, hub, close }
 }
 
 export interface WorkerRole {

@@ -13,6 +13,8 @@ export interface JobKeys {
   content: string
   /** hash: lane -> index the lane is fetching; survives the lane's worker dying */
   held: string
+  /** stream: the job's history (state and result events), read by SSE clients and callbacks */
+  events: string
 }
 
 export function jobKeys (prefix: string, id: string): JobKeys {
@@ -22,12 +24,13 @@ export function jobKeys (prefix: string, id: string): JobKeys {
     urls: `${base}:urls`,
     results: `${base}:results`,
     content: `${base}:content`,
-    held: `${base}:held`
+    held: `${base}:held`,
+    events: `${base}:events`
   }
 }
 
 export function keyList (keys: JobKeys): string[] {
-  return [keys.meta, keys.urls, keys.results, keys.content, keys.held]
+  return [keys.meta, keys.urls, keys.results, keys.content, keys.held, keys.events]
 }
 
 /** Pub/sub channel that carries the id of every job reaching a final state. */

@@ -109,7 +109,7 @@ export const storedResultSchema = z.object({
   finalUrl: z.string().nullable(),
   contentType: z.string().nullable(),
   bytes: z.number().int().min(0),
-  durationMs: z.number().int().min(0),
+  durationMs: z.number().int().min(0).nullable(),
   attempts: z.number().int().min(0),
   error: resultErrorSchema.nullable(),
   hasContent: z.boolean()

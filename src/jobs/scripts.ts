@@ -1,14 +1,23 @@
 /**
  * The Lua scripts that change a job. Each runs atomically in Redis, so counts stay exact however
- * many workers and API processes act on one job at once, and however they die.
+ * many workers and API processes act on one job at once, and however they die. Each change is
+ * appended to the job's event stream in the same script, so the history never disagrees with
+ * the record.
  *
- * KEYS, in this order for every script: meta, urls, results, content, held.
+ * KEYS, in this order for every script: meta, urls, results, content, held, events.
+ * Event entries: `e state m <meta as a JSON array of field, value>` and
+ * `e result i <index> u <url> r <result JSON>`.
  */
 
-// Sets the TTL of every key of the job; called on each change so a live job never expires.
-const touch = `
+const common = `
 local function touch(ttl)
-  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+local function stateEvent()
+  redis.call('XADD', KEYS[6], '*', 'e', 'state', 'm', cjson.encode(redis.call('HGETALL', KEYS[1])))
+end
+local function resultEvent(idx, result)
+  redis.call('XADD', KEYS[6], '*', 'e', 'result', 'i', idx, 'u', redis.call('LINDEX', KEYS[2], idx), 'r', result)
 end
 `
 
@@ -17,11 +26,11 @@ end
  * ARGV: lane, index (-1: none), resultJson, outcome (succeeded|failed), bytes, body, now (ms),
  *       ttl (ms), channel, claim (1: give me the next index, 0: I am stopping), keep body (1|0).
  * Returns {code, index, url}: code 1 = here is an index to fetch; 0 = nothing more for this lane;
- * -1 = the job is finished or cancelled; -3 = the job does not exist (expired).
- * The result of an index is written once: a second report of it (a lane that was taken over
- * while its old worker still ran) changes nothing, so no URL is ever counted twice.
+ * -1 = the job is finished or cancelled; 2 = this report finished the job; -3 = the job does not
+ * exist (expired). The result of an index is written once: a second report of it (a lane that
+ * was taken over while its old worker still ran) changes nothing, so no URL is counted twice.
  */
-export const stepScript = touch + `
+export const stepScript = common + `
 local meta, urls, results, content, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local lane, idx = ARGV[1], tonumber(ARGV[2])
 local now, ttl = tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -34,14 +43,16 @@ if idx >= 0 then
     local done = redis.call('HINCRBY', meta, ARGV[4], 1)
     redis.call('HINCRBY', meta, 'bytes', ARGV[5])
     redis.call('HINCRBY', meta, 'running', -1)
+    resultEvent(idx, ARGV[3])
     local other = ARGV[4] == 'succeeded' and 'failed' or 'succeeded'
     done = done + tonumber(redis.call('HGET', meta, other))
     if done >= tonumber(redis.call('HGET', meta, 'total')) then
       redis.call('HSET', meta, 'state', 'completed', 'finishedAt', now, 'expiresAt', now + ttl, 'running', 0)
       redis.call('DEL', held)
+      stateEvent()
       touch(ttl)
       redis.call('PUBLISH', ARGV[9], redis.call('HGET', meta, 'id'))
-      return {-1}
+      return {2}
     end
   end
   if redis.call('HGET', held, lane) == ARGV[2] then redis.call('HDEL', held, lane) end
@@ -49,6 +60,7 @@ end
 if state == 'queued' then
   redis.call('HSET', meta, 'state', 'running', 'startedAt', now)
   state = 'running'
+  stateEvent()
 end
 if state ~= 'running' then return {-1} end
 redis.call('HSET', meta, 'expiresAt', now + ttl)
@@ -68,13 +80,14 @@ return {1, n, redis.call('LINDEX', urls, n)}
 
 /**
  * finish: ends a job that is not finished yet, as `cancelled` (DELETE) or `failed` (a lane could
- * not go on). Every URL without a result is counted under `cancelled` or `failed`; readers show
- * those URLs with that state. Fetches still in flight report afterwards and change nothing.
- * ARGV: state (cancelled|failed), errorJson ('' for none), now (ms), ttl (ms), channel.
+ * not go on). Every URL without a result gets `resultJson` as its result event and is counted
+ * under that state; readers show those URLs the same way. Fetches still in flight report
+ * afterwards and change nothing.
+ * ARGV: state (cancelled|failed), errorJson ('' for none), now (ms), ttl (ms), channel, resultJson.
  * Returns the state the job had: 'missing', a final state (left as it was), or 'queued'/'running'.
  */
-export const finishScript = touch + `
-local meta, held = KEYS[1], KEYS[5]
+export const finishScript = common + `
+local meta, results, held = KEYS[1], KEYS[3], KEYS[5]
 local state = redis.call('HGET', meta, 'state')
 if not state then return 'missing' end
 if state == 'completed' or state == 'failed' or state == 'cancelled' then return state end
@@ -82,6 +95,11 @@ local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local total = tonumber(redis.call('HGET', meta, 'total'))
 local s = tonumber(redis.call('HGET', meta, 'succeeded'))
 local f = tonumber(redis.call('HGET', meta, 'failed'))
+local finished = {}
+for _, k in ipairs(redis.call('HKEYS', results)) do finished[tonumber(k)] = true end
+for i = 0, total - 1 do
+  if not finished[i] then resultEvent(i, ARGV[6]) end
+end
 redis.call('HSET', meta, 'state', ARGV[1], 'finishedAt', now, 'expiresAt', now + ttl,
   'running', 0, 'next', total, 'error', ARGV[2])
 if ARGV[1] == 'cancelled' then
@@ -90,6 +108,7 @@ else
   redis.call('HSET', meta, 'failed', total - s)
 end
 redis.call('DEL', held)
+stateEvent()
 touch(ttl)
 redis.call('PUBLISH', ARGV[5], redis.call('HGET', meta, 'id'))
 return state

@@ -2,18 +2,18 @@ import type { Redis, Result } from 'ioredis'
 import { z } from 'zod'
 import { finishedChannel, jobKeys, keyList } from './keys.js'
 import {
-  jobOptionsSchema, resultErrorSchema, storedResultSchema,
+  FINAL_JOB_STATES, jobOptionsSchema, resultErrorSchema, storedResultSchema,
   type JobDocument, type JobOptions, type JobState, type JobSummary, type ResultItem, type StoredResult
 } from './schemas.js'
 import { finishScript, stepScript } from './scripts.js'
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    trawlStep(meta: string, urls: string, results: string, content: string, held: string,
+    trawlStep(meta: string, urls: string, results: string, content: string, held: string, events: string,
       lane: string, index: string, result: string, outcome: string, bytes: string, body: Buffer | string,
       now: string, ttl: string, channel: string, claim: string, keep: string): Result<Array<number | string>, Context>
-    trawlFinish(meta: string, urls: string, results: string, content: string, held: string,
-      state: string, error: string, now: string, ttl: string, channel: string): Result<string, Context>
+    trawlFinish(meta: string, urls: string, results: string, content: string, held: string, events: string,
+      state: string, error: string, now: string, ttl: string, channel: string, result: string): Result<string, Context>
   }
 }
 
@@ -67,6 +67,11 @@ export interface FinishedUrl {
   body: Buffer | null
 }
 
+/** One entry of a job's history, as the event stream sends it. */
+export type JobEvent =
+  | { id: string, event: 'state', data: JobSummary, final: boolean }
+  | { id: string, event: 'result', data: ResultItem, final: false }
+
 export type JobStore = ReturnType<typeof createJobStore>
 
 /**
@@ -76,14 +81,13 @@ export type JobStore = ReturnType<typeof createJobStore>
 export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds: number }) {
   const ttlMs = opts.ttlSeconds * 1000
   const channel = finishedChannel(opts.prefix)
-  redis.defineCommand('trawlStep', { numberOfKeys: 5, lua: stepScript })
-  redis.defineCommand('trawlFinish', { numberOfKeys: 5, lua: finishScript })
+  redis.defineCommand('trawlStep', { numberOfKeys: 6, lua: stepScript })
+  redis.defineCommand('trawlFinish', { numberOfKeys: 6, lua: finishScript })
   const keysOf = (id: string) => jobKeys(opts.prefix, id)
 
   async function create (job: NewJob): Promise<void> {
     const k = keysOf(job.id)
-    const tx = redis.multi()
-    tx.hset(k.meta, {
+    const meta: Record<string, string | number> = {
       id: job.id,
       state: 'queued',
       createdAt: job.now,
@@ -97,11 +101,15 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
       bytes: 0,
       options: JSON.stringify(job.options),
       callbackUrl: job.callbackUrl ?? ''
-    })
+    }
+    const tx = redis.multi()
+    tx.hset(k.meta, meta)
+    tx.xadd(k.events, '*', 'e', 'state', 'm', JSON.stringify(Object.entries(meta).flat().map(String)))
     // Bounded argument lists keep each command small for Redis' argument buffer.
     for (let i = 0; i < job.urls.length; i += 1000) tx.rpush(k.urls, ...job.urls.slice(i, i + 1000))
     tx.pexpire(k.meta, ttlMs)
     tx.pexpire(k.urls, ttlMs)
+    tx.pexpire(k.events, ttlMs)
     await tx.exec()
   }
 
@@ -137,8 +145,9 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
   /** Ends an unfinished job as cancelled or failed; returns the state it had ('missing' if none). */
   async function finish (id: string, state: 'cancelled' | 'failed', error: { code: string, message: string } | null, now = Date.now()): Promise<JobState | 'missing'> {
     const k = keysOf(id)
-    const before = await redis.trawlFinish(k.meta, k.urls, k.results, k.content, k.held,
-      state, error ? JSON.stringify(error) : '', String(now), String(ttlMs), channel)
+    const before = await redis.trawlFinish(k.meta, k.urls, k.results, k.content, k.held, k.events,
+      state, error ? JSON.stringify(error) : '', String(now), String(ttlMs), channel,
+      JSON.stringify(unfinishedResult(state, error)))
     return before as JobState | 'missing'
   }
 
@@ -146,7 +155,7 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
   async function step (id: string, lane: number, finished: FinishedUrl | null, claim: boolean, now = Date.now()): Promise<StepReply> {
     const k = keysOf(id)
     const keep = finished?.body != null
-    const reply = await redis.trawlStep(k.meta, k.urls, k.results, k.content, k.held,
+    const reply = await redis.trawlStep(k.meta, k.urls, k.results, k.content, k.held, k.events,
       String(lane),
       String(finished?.index ?? -1),
       finished ? JSON.stringify(finished.result) : '',
@@ -178,6 +187,12 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
     return { body, contentType: result.contentType }
   }
 
+  /** Up to `count` events of the job's history after event id `after` ('0-0': from the start). */
+  async function events (id: string, after: string, count = 500): Promise<JobEvent[]> {
+    const entries = await redis.xrange(keysOf(id).events, `(${after}`, '+', 'COUNT', count)
+    return entries.map(([eventId, fields]) => parseEvent(id, eventId, fields))
+  }
+
   /** Current states of many jobs in one round trip; a missing job reads as null. */
   async function states (ids: string[]): Promise<Array<string | null>> {
     if (ids.length === 0) return []
@@ -187,7 +202,23 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
     return (replies ?? []).map(([err, v]) => (err ? null : (v as string | null)))
   }
 
-  return { create, read, finish, step, options, content, states, channel }
+  return { create, read, finish, step, options, content, events, states, channel, keysOf }
+}
+
+/** Turns a stream entry (field, value, field, value...) into the event the API sends. */
+export function parseEvent (jobId: string, eventId: string, fields: string[]): JobEvent {
+  const f: Record<string, string> = {}
+  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string
+  if (f.e === 'state') {
+    const flat = z.array(z.string()).parse(JSON.parse(f.m ?? '[]'))
+    const raw: Record<string, string> = {}
+    for (let i = 0; i + 1 < flat.length; i += 2) raw[flat[i] as string] = flat[i + 1] as string
+    const meta = storedMetaSchema.parse(raw)
+    const data = summarize(meta, Number(eventId.split('-')[0]))
+    return { id: eventId, event: 'state', data, final: FINAL_JOB_STATES.has(data.state) }
+  }
+  const result = storedResultSchema.parse(JSON.parse(f.r ?? 'null'))
+  return { id: eventId, event: 'result', data: itemFromStored(jobId, Number(f.i), f.u ?? '', result), final: false }
 }
 
 function summarize (meta: StoredMeta, now: number): JobSummary {
@@ -218,30 +249,47 @@ function summarize (meta: StoredMeta, now: number): JobSummary {
 
 function resultItem (meta: StoredMeta, index: number, url: string, raw: string | null, held: Set<number>): ResultItem {
   const base = { index, url, status: null, finalUrl: null, contentType: null, bytes: 0, durationMs: null, attempts: 0, error: null, contentUrl: null }
-  if (raw !== null) {
-    const r = storedResultSchema.parse(JSON.parse(raw))
-    return {
-      ...base,
-      state: r.state,
-      status: r.status,
-      finalUrl: r.finalUrl,
-      contentType: r.contentType,
-      bytes: r.bytes,
-      durationMs: r.durationMs,
-      attempts: r.attempts,
-      error: r.error,
-      contentUrl: r.hasContent ? `/jobs/${meta.id}/results/${index}/content` : null
-    }
-  }
+  if (raw !== null) return itemFromStored(meta.id, index, url, storedResultSchema.parse(JSON.parse(raw)))
   // URLs without a stored result take their state from the job: a cancelled or failed job ended
   // them all at once (finishScript) without writing one record per URL.
-  if (meta.state === 'cancelled') {
-    return { ...base, state: 'cancelled', error: { code: 'CANCELLED', message: 'the job was cancelled before this URL finished' } }
-  }
-  if (meta.state === 'failed') {
-    return { ...base, state: 'failed', error: { code: 'INTERNAL', message: `not fetched: ${meta.error?.message ?? 'the job failed'}` } }
+  if (meta.state === 'cancelled' || meta.state === 'failed') {
+    return itemFromStored(meta.id, index, url, unfinishedResult(meta.state, meta.error))
   }
   return { ...base, state: held.has(index) ? 'running' : 'pending' }
+}
+
+/** A result as the API shows it, from the record a worker (or finishScript) stored. */
+export function itemFromStored (jobId: string, index: number, url: string, r: StoredResult): ResultItem {
+  return {
+    index,
+    url,
+    state: r.state,
+    status: r.status,
+    finalUrl: r.finalUrl,
+    contentType: r.contentType,
+    bytes: r.bytes,
+    durationMs: r.durationMs,
+    attempts: r.attempts,
+    error: r.error,
+    contentUrl: r.hasContent ? `/jobs/${jobId}/results/${index}/content` : null
+  }
+}
+
+/** The result of a URL that had none when its job was cancelled or failed. */
+function unfinishedResult (state: 'cancelled' | 'failed', error: { message: string } | null): StoredResult {
+  return {
+    state,
+    status: null,
+    finalUrl: null,
+    contentType: null,
+    bytes: 0,
+    durationMs: null,
+    attempts: 0,
+    error: state === 'cancelled'
+      ? { code: 'CANCELLED', message: 'the job was cancelled before this URL finished' }
+      : { code: 'INTERNAL', message: `not fetched: ${error?.message ?? 'the job failed'}` },
+    hasContent: false
+  }
 }
 
 const iso = (ms: number) => new Date(ms).toISOString()

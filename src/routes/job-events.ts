@@ -1,0 +1,88 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import { JobNotFoundError, ValidationFailedError } from '../errors.js'
+import type { EventHub, StreamEntry } from '../events/hub.js'
+import { JOB_ID_PATTERN } from '../jobs/schemas.js'
+import { parseEvent, type JobEvent, type JobStore } from '../jobs/store.js'
+import { problemSchema } from './problem-schema.js'
+
+const EVENT_ID = /^\d{1,20}-\d{1,20}$/
+// What a client waits before reconnecting, sent once at the start of each stream.
+const RETRY_MS = 2000
+
+/**
+ * `GET /jobs/:id/events`: the job's history, then its live changes, as Server-Sent Events (like
+ * `as_completed`). Every event carries its stream id; `Last-Event-ID` or `?after=` resumes right
+ * after it on any API process, because the history lives in Redis, not here.
+ */
+export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: EventHub }> = async function jobEventRoutes (app, { store, hub }) {
+  app.get('/jobs/:id/events', {
+    sse: { kind: 'only' },
+    schema: {
+      params: z.object({ id: z.string().max(64) }),
+      querystring: z.object({ after: z.string().max(64).optional() }),
+      response: { 400: problemSchema, 404: problemSchema, 503: problemSchema }
+    }
+  }, async (request, reply) => {
+    const { id } = request.params
+    const after = request.headers['last-event-id'] ?? request.query.after
+    if (typeof after === 'string' && !EVENT_ID.test(after)) {
+      throw new ValidationFailedError([{ path: '/query/after', message: 'not an event id of this stream' }])
+    }
+    const snapshot = JOB_ID_PATTERN.test(id) ? await store.read(id, { withResults: false, offset: 0, limit: 1 }) : null
+    if (!snapshot) throw new JobNotFoundError(id)
+
+    reply.sse.keepAlive()
+    reply.header('cache-control', 'no-store')
+    reply.header('x-accel-buffering', 'no')
+    reply.sse.sendHeaders()
+    reply.raw.write(`retry: ${RETRY_MS}\n\n`)
+
+    let unsubscribe: (() => void) | null = null
+    let ended = false
+    reply.sse.onClose(() => {
+      ended = true
+      unsubscribe?.()
+    })
+    // Sends one event; false once the stream is over (final state sent or client gone).
+    const send = async (event: JobEvent): Promise<boolean> => {
+      if (ended) return false
+      await reply.sse.send({ id: event.id, event: event.event, data: event.data })
+      if (event.final) {
+        ended = true
+        unsubscribe?.()
+        reply.sse.close()
+        return false
+      }
+      return true
+    }
+
+    // A new client gets the current state first, under id 0-0: reconnecting with it replays all.
+    let cursor = typeof after === 'string' ? after : '0-0'
+    if (typeof after !== 'string') {
+      await reply.sse.send({ id: '0-0', event: 'state', data: snapshot })
+    }
+    for (;;) {
+      const batch = await store.events(id, cursor, 500)
+      for (const event of batch) {
+        if (!(await send(event))) return
+        cursor = event.id
+      }
+      if (batch.length < 500) break
+    }
+
+    // Live: the process's one reader delivers what comes after the last event sent.
+    let chain = Promise.resolve(true)
+    unsubscribe = hub.subscribe(store.keysOf(id).events, cursor, (entries: StreamEntry[]) => {
+      for (const [eventId, fields] of entries) {
+        const event = parseEvent(id, eventId, fields)
+        chain = chain.then((open) => (open ? send(event) : false)).catch((err: unknown) => {
+          request.log.warn({ err }, 'event stream write failed')
+          reply.sse.close()
+          return false
+        })
+      }
+    })
+    if (ended) unsubscribe()
+  })
+}
