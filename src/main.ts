@@ -10,10 +10,17 @@ import { startApi, startWorker } from './services.js'
  * The entry point: `trawl api`, `trawl worker` or `trawl all` (API and worker in one process,
  * what `npm start` runs). The only file with side effects at start-up.
  */
-const USAGE = 'usage: trawl <api|worker|all>'
+const USAGE = 'usage: trawl <api|worker|all>\n       trawl <get|status|watch|cancel> ... (trawl get --help)'
+const CLIENT_COMMANDS = new Set(['get', 'status', 'watch', 'cancel'])
 
 async function main (argv: string[]): Promise<void> {
   const role = argv[0] ?? 'all'
+  if (CLIENT_COMMANDS.has(role)) {
+    // The command-line client: it talks to a server over HTTP and needs no config of its own.
+    const { runCli } = await import('./cli/index.js')
+    process.exitCode = await runCli(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env })
+    return
+  }
   if (role === '-h' || role === '--help') {
     process.stdout.write(`${USAGE}\n`)
     return
