@@ -2,11 +2,10 @@ import { fastifySSE } from '@fastify/sse'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Redis } from 'ioredis'
-import type { Queue } from 'bullmq'
 import type { Config } from './config.js'
 import type { EventHub } from './events/hub.js'
 import type { FinishWatcher } from './jobs/finish-watcher.js'
-import type { LaneData } from './jobs/schemas.js'
+import type { Queues } from './jobs/queue.js'
 import type { JobStore } from './jobs/store.js'
 import { errorHandler } from './plugins/error-handler.js'
 import { healthRoutes } from './routes/health.js'
@@ -18,7 +17,7 @@ export interface AppDeps {
   logger: FastifyBaseLogger
   redis: Redis
   store: JobStore
-  queue: Queue<LaneData>
+  queues: Queues
   watcher: FinishWatcher
   hub: EventHub
 }
@@ -43,7 +42,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   await app.register(errorHandler)
   await app.register(healthRoutes, { redis: deps.redis })
   await app.register(fastifySSE, { heartbeatInterval: config.SSE_HEARTBEAT_MS })
-  await app.register(jobRoutes, { config, store: deps.store, queue: deps.queue, watcher: deps.watcher })
+  await app.register(jobRoutes, { config, store: deps.store, queues: deps.queues, watcher: deps.watcher })
   await app.register(jobEventRoutes, { store: deps.store, hub: deps.hub })
   return app
 }

@@ -39,6 +39,10 @@ export const configSchema = z.object({
   FETCH_ALLOW_CIDRS: cidrList,
   /** HMAC key for callbacks; without it `callbackUrl` is refused. */
   CALLBACK_SECRET: z.string().min(16, 'at least 16 characters').optional(),
+  /** Deliveries of a callback tried in all before it is marked failed. @defaultValue 8 */
+  CALLBACK_MAX_ATTEMPTS: int(1, 50).default(8),
+  /** Milliseconds before the first callback retry; each later one doubles, with jitter. @defaultValue 2000 */
+  CALLBACK_RETRY_BASE_MS: int(10, 3_600_000).default(2000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /**
    * Milliseconds a worker's lock on a lane lasts without renewal; a worker killed with `kill -9`

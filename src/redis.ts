@@ -38,3 +38,21 @@ export async function closeRedis (redis: Redis): Promise<void> {
     redis.disconnect()
   }
 }
+
+/**
+ * Resolves once the connection is ready, or after `ms` (Redis may be down at boot: the process
+ * still starts, answers 503 and /readyz says why, and the connection keeps retrying).
+ */
+export async function untilReady (redis: Redis, ms = 2000): Promise<boolean> {
+  if (redis.status === 'ready') return true
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer)
+      redis.off('ready', onReady)
+      resolve(ok)
+    }
+    const onReady = () => done(true)
+    const timer = setTimeout(() => done(false), ms)
+    redis.once('ready', onReady)
+  })
+}

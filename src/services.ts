@@ -6,9 +6,9 @@ import { createDispatcher } from './fetcher/agent.js'
 import { createAddressGuard } from './fetcher/guard.js'
 import { createEventHub, type EventHub } from './events/hub.js'
 import { createFinishWatcher } from './jobs/finish-watcher.js'
-import { createFetchQueue } from './jobs/queue.js'
+import { createQueues } from './jobs/queue.js'
 import { createJobStore } from './jobs/store.js'
-import { closeRedis, createRedis } from './redis.js'
+import { closeRedis, createRedis, untilReady } from './redis.js'
 import { createWorkers, type Workers } from './workers/create-workers.js'
 
 /**
@@ -27,18 +27,20 @@ export async function startApi (config: Config, logger: Logger): Promise<ApiRole
   const redis = createRedis(config, 'producer', 'api')
   const subscriber = createRedis(config, 'subscriber', 'api-sub')
   const reader = createRedis(config, 'subscriber', 'api-events')
-  const queue = createFetchQueue(redis, config.REDIS_PREFIX)
-  queue.on('error', (err) => logger.warn({ err }, 'queue error'))
+  const queues = createQueues(redis, config.REDIS_PREFIX)
+  queues.fetch.on('error', (err) => logger.warn({ err }, 'queue error'))
+  queues.flow.on('error', (err) => logger.warn({ err }, 'flow producer error'))
   const store = createJobStore(redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
+  if (!await untilReady(redis)) logger.warn('Redis does not answer yet; requests get 503 until it does')
   const watcher = await createFinishWatcher(subscriber, store.channel)
   const hub = createEventHub(reader, redis, logger)
-  const app = await buildApp({ config, logger, redis, store, queue, watcher, hub })
+  const app = await buildApp({ config, logger, redis, store, queues, watcher, hub })
   let closing: Promise<void> | undefined
   const close = () => (closing ??= (async () => {
     await app.close()
     await hub.close()
     await watcher.close()
-    await queue.close()
+    await queues.close()
     await closeRedis(subscriber)
     await closeRedis(reader)
     await closeRedis(redis)

@@ -15,6 +15,8 @@ export interface JobKeys {
   held: string
   /** stream: the job's history (state and result events), read by SSE clients and callbacks */
   events: string
+  /** string: the callback body, fixed at the first delivery so every retry sends the same bytes */
+  callbackBody: string
 }
 
 export function jobKeys (prefix: string, id: string): JobKeys {
@@ -25,7 +27,8 @@ export function jobKeys (prefix: string, id: string): JobKeys {
     results: `${base}:results`,
     content: `${base}:content`,
     held: `${base}:held`,
-    events: `${base}:events`
+    events: `${base}:events`,
+    callbackBody: `${base}:callback`
   }
 }
 
@@ -39,3 +42,4 @@ export function finishedChannel (prefix: string): string {
 }
 
 export const FETCH_QUEUE = 'fetch'
+export const CALLBACK_QUEUE = 'callback'

@@ -1,12 +1,16 @@
-import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq'
-import { FETCH_QUEUE } from './keys.js'
-import { laneDataSchema, type LaneData } from './schemas.js'
+import { FlowProducer, Queue, type ConnectionOptions, type JobsOptions } from 'bullmq'
+import { CALLBACK_QUEUE, FETCH_QUEUE } from './keys.js'
+import { callbackDataSchema, laneDataSchema, type LaneData } from './schemas.js'
 
 /**
  * A job of N URLs with per-job concurrency c becomes min(c, N) BullMQ jobs, its lanes. A lane
  * fetches one URL at a time, taking the next index from the job's cursor in Redis, so at most c
  * fetches of the job run at once across every worker, and BullMQ's overhead is paid per lane,
  * not per URL. docs/design.md has the measurements behind this.
+ *
+ * A job with a callback is a BullMQ flow: the callback job is the parent of the lanes, so BullMQ
+ * itself moves it to its queue once every lane is over, even if the worker that finished the
+ * job died right after; no "finished, now enqueue the callback" step can be lost.
  */
 export const laneJobOptions: JobsOptions = {
   // A lane's own failures are Redis trouble, not fetch errors (those are results); retry them.
@@ -16,20 +20,66 @@ export const laneJobOptions: JobsOptions = {
   removeOnFail: { age: 7 * 86_400 }
 }
 
+export interface CallbackQueueOptions {
+  /** CALLBACK_MAX_ATTEMPTS: deliveries tried in all. */
+  attempts: number
+  /** First retry delay in ms; each later one doubles, with jitter. */
+  backoffMs: number
+}
+
 export function laneJobId (jobId: string, lane: number): string {
   // BullMQ refuses ':' in custom ids.
   return `${jobId}-${lane}`
 }
 
-export function createFetchQueue (connection: ConnectionOptions, prefix: string): Queue<LaneData> {
-  return new Queue<LaneData>(FETCH_QUEUE, { connection, prefix })
+export interface Queues {
+  fetch: Queue<LaneData>
+  flow: FlowProducer
+  close(): Promise<void>
 }
 
-export async function enqueueLanes (queue: Queue<LaneData>, jobId: string, lanes: number): Promise<void> {
-  const jobs = []
-  for (let lane = 0; lane < lanes; lane++) {
-    const data = laneDataSchema.parse({ jobId, lane })
-    jobs.push({ name: 'lane', data, opts: { ...laneJobOptions, jobId: laneJobId(jobId, lane) } })
+export function createQueues (connection: ConnectionOptions, prefix: string): Queues {
+  const fetch = new Queue<LaneData>(FETCH_QUEUE, { connection, prefix })
+  const flow = new FlowProducer({ connection, prefix })
+  return {
+    fetch,
+    flow,
+    async close () {
+      await fetch.close()
+      await flow.close()
+    }
   }
-  await queue.addBulk(jobs)
+}
+
+function lanes (jobId: string, count: number) {
+  return Array.from({ length: count }, (_, lane) => ({
+    name: 'lane',
+    data: laneDataSchema.parse({ jobId, lane }),
+    opts: { ...laneJobOptions, jobId: laneJobId(jobId, lane) }
+  }))
+}
+
+export async function enqueueJob (queues: Queues, jobId: string, laneCount: number, callback: CallbackQueueOptions | null): Promise<void> {
+  if (callback === null) {
+    await queues.fetch.addBulk(lanes(jobId, laneCount))
+    return
+  }
+  await queues.flow.add({
+    name: 'callback',
+    queueName: CALLBACK_QUEUE,
+    data: callbackDataSchema.parse({ jobId }),
+    opts: {
+      jobId: `${jobId}-cb`,
+      attempts: callback.attempts,
+      backoff: { type: 'exponential', delay: callback.backoffMs, jitter: 0.5 },
+      removeOnComplete: { age: 3600, count: 10_000 },
+      removeOnFail: { age: 7 * 86_400 }
+    },
+    children: lanes(jobId, laneCount).map((lane) => ({
+      ...lane,
+      queueName: FETCH_QUEUE,
+      // A lane that fails for good still lets the callback go: it reports the failed job.
+      opts: { ...lane.opts, ignoreDependencyOnFailure: true }
+    }))
+  })
 }

@@ -185,4 +185,10 @@ export const laneDataSchema = z.object({
 })
 export type LaneData = z.infer<typeof laneDataSchema>
 
+/** What BullMQ carries for a job's callback delivery. */
+export const callbackDataSchema = z.object({
+  jobId: z.string().regex(/^j_[0-9A-HJKMNP-TV-Z]{26}$/)
+})
+export type CallbackData = z.infer<typeof callbackDataSchema>
+
 export const JOB_ID_PATTERN = /^j_[0-9A-HJKMNP-TV-Z]{26}$/

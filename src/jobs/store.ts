@@ -37,6 +37,10 @@ const storedMetaSchema = z.object({
   bytes: num,
   options: z.string().transform((s) => jobOptionsSchema.parse(JSON.parse(s))),
   callbackUrl: z.string().optional().transform((s) => (s === '' ? undefined : s)),
+  cbState: z.enum(['pending', 'delivered', 'failed']).optional(),
+  cbAttempts: num.optional(),
+  cbLastStatus: optionalMs,
+  cbLastError: z.string().optional().transform((s) => (s === undefined || s === '' ? null : s)),
   error: z.string().optional().transform((s) => (s === undefined || s === '' ? null : resultErrorSchema.parse(JSON.parse(s))))
 })
 type StoredMeta = z.infer<typeof storedMetaSchema>
@@ -102,6 +106,7 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
       options: JSON.stringify(job.options),
       callbackUrl: job.callbackUrl ?? ''
     }
+    if (job.callbackUrl !== undefined) Object.assign(meta, { cbState: 'pending', cbAttempts: 0 })
     const tx = redis.multi()
     tx.hset(k.meta, meta)
     tx.xadd(k.events, '*', 'e', 'state', 'm', JSON.stringify(Object.entries(meta).flat().map(String)))
@@ -193,6 +198,22 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
     return entries.map(([eventId, fields]) => parseEvent(id, eventId, fields))
   }
 
+  /** The callback body: the first call fixes it, later calls (retries) get the same bytes. */
+  async function callbackBody (id: string, body: string): Promise<string> {
+    const key = keysOf(id).callbackBody
+    const [[, , ], [err, fixed]] = await redis.multi().set(key, body, 'PX', ttlMs, 'NX').get(key).exec() as [[Error | null, unknown], [Error | null, string | null]]
+    if (err) throw err
+    return fixed ?? body
+  }
+
+  /** Records a delivery attempt in the job record (the job's own state never changes). */
+  async function recordCallback (id: string, r: { state: 'pending' | 'delivered' | 'failed', attempts: number, lastStatus: number | null, lastError: string | null }): Promise<void> {
+    const k = keysOf(id)
+    // Only while the record exists: a late attempt must not recreate an expired job.
+    if (await redis.exists(k.meta) === 0) return
+    await redis.hset(k.meta, { cbState: r.state, cbAttempts: r.attempts, cbLastStatus: r.lastStatus ?? '', cbLastError: r.lastError ?? '' })
+  }
+
   /** Current states of many jobs in one round trip; a missing job reads as null. */
   async function states (ids: string[]): Promise<Array<string | null>> {
     if (ids.length === 0) return []
@@ -202,7 +223,7 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
     return (replies ?? []).map(([err, v]) => (err ? null : (v as string | null)))
   }
 
-  return { create, read, finish, step, options, content, events, states, channel, keysOf }
+  return { create, read, finish, step, options, content, events, states, callbackBody, recordCallback, channel, keysOf }
 }
 
 /** Turns a stream entry (field, value, field, value...) into the event the API sends. */
@@ -242,7 +263,9 @@ function summarize (meta: StoredMeta, now: number): JobSummary {
     },
     bytes: meta.bytes,
     durationMs: meta.startedAt === null ? null : Math.max(0, (meta.finishedAt ?? now) - meta.startedAt),
-    callback: meta.callbackUrl ? { url: meta.callbackUrl, state: 'pending', attempts: 0, lastStatus: null, lastError: null } : null,
+    callback: meta.callbackUrl
+      ? { url: meta.callbackUrl, state: meta.cbState ?? 'pending', attempts: meta.cbAttempts ?? 0, lastStatus: meta.cbLastStatus, lastError: meta.cbLastError }
+      : null,
     error: meta.error
   }
 }

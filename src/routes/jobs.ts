@@ -1,19 +1,18 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { ulid } from 'ulid'
 import { z } from 'zod'
-import type { Queue } from 'bullmq'
 import type { Config } from '../config.js'
 import { ContentNotFoundError, JobFinishedError, JobNotFoundError, ValidationFailedError } from '../errors.js'
 import type { FinishWatcher } from '../jobs/finish-watcher.js'
-import { enqueueLanes } from '../jobs/queue.js'
-import { FINAL_JOB_STATES, JOB_ID_PATTERN, jobDocumentSchema, submitBodySchema, type JobDocument, type LaneData } from '../jobs/schemas.js'
+import { enqueueJob, type Queues } from '../jobs/queue.js'
+import { FINAL_JOB_STATES, JOB_ID_PATTERN, jobDocumentSchema, submitBodySchema, type JobDocument } from '../jobs/schemas.js'
 import type { JobStore } from '../jobs/store.js'
 import { problemSchema } from './problem-schema.js'
 
 export interface JobRoutesDeps {
   config: Config
   store: JobStore
-  queue: Queue<LaneData>
+  queues: Queues
   watcher: FinishWatcher
 }
 
@@ -26,7 +25,7 @@ const readQuery = z.object({
 })
 
 export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jobRoutes (app, deps) {
-  const { config, store, queue, watcher } = deps
+  const { config, store, queues, watcher } = deps
   const bodySchema = submitBodySchema(config.MAX_URLS_PER_JOB)
 
   async function readOr404 (id: string, query: { offset: number, limit: number, results: string }): Promise<JobDocument> {
@@ -51,7 +50,8 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jo
     request.log.info({ jobId: id, urls: urls.length }, 'job submitted')
     await store.create({ id, urls, options, callbackUrl, now: Date.now() })
     try {
-      await enqueueLanes(queue, id, Math.min(options.concurrency, urls.length))
+      const callback = callbackUrl === undefined ? null : { attempts: config.CALLBACK_MAX_ATTEMPTS, backoffMs: config.CALLBACK_RETRY_BASE_MS }
+      await enqueueJob(queues, id, Math.min(options.concurrency, urls.length), callback)
     } catch (err) {
       // The record exists but no worker will ever see it: end it so that nobody waits on it.
       await store.finish(id, 'failed', { code: 'INTERNAL', message: 'the job could not be queued' }).catch(() => {})

@@ -3,10 +3,12 @@ import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { fetchPage } from '../fetcher/fetch-page.js'
-import { FETCH_QUEUE } from '../jobs/keys.js'
+import { deliverCallback } from '../callbacks/deliver.js'
+import { CALLBACK_QUEUE, FETCH_QUEUE } from '../jobs/keys.js'
 import { laneJobId } from '../jobs/queue.js'
-import { laneDataSchema, type LaneData } from '../jobs/schemas.js'
+import { callbackDataSchema, laneDataSchema, type CallbackData, type LaneData } from '../jobs/schemas.js'
 import type { JobStore } from '../jobs/store.js'
+import { runCallback, type CallbackOutcome } from '../processors/callback.js'
 import { ABORT_CANCELLED, ABORT_SHUTDOWN, runLane, type LaneOutcome } from '../processors/lane.js'
 
 export interface WorkerDeps {
@@ -20,6 +22,7 @@ export interface WorkerDeps {
 
 export interface Workers {
   worker: Worker<LaneData, LaneOutcome>
+  callbacks: Worker<CallbackData, CallbackOutcome>
   /** Hands back in-flight URLs after `graceMs` and stops; safe to call twice. */
   close(graceMs?: number): Promise<void>
 }
@@ -27,7 +30,10 @@ export interface Workers {
 // How often a worker process asks Redis whether the jobs it is fetching were cancelled.
 const CANCEL_POLL_MS = 250
 
-/** The fetch workers of one process: the only `new Worker` in the code base. */
+// Callback deliveries in flight per process; they wait on receivers, not on the network's bytes.
+const CALLBACK_CONCURRENCY = 20
+
+/** The fetch and callback workers of one process: the only `new Worker`s in the code base. */
 export function createWorkers (deps: WorkerDeps): Workers {
   const { config, store, logger } = deps
   // jobId -> lane numbers running here, for cancellation.
@@ -87,6 +93,32 @@ export function createWorkers (deps: WorkerDeps): Workers {
   })
   worker.on('error', (err) => logger.warn({ err }, 'worker error'))
 
+  // A queue of its own: a slow callback receiver never holds a fetch slot.
+  const callbackDeps = {
+    read: (id: string) => store.read(id, { withResults: false, offset: 0, limit: 1 }),
+    callbackBody: store.callbackBody,
+    record: store.recordCallback,
+    deliver: (url: string, webhookId: string, body: string) => {
+      if (config.CALLBACK_SECRET === undefined) throw new Error('CALLBACK_SECRET is not set on this worker')
+      return deliverCallback(deps.dispatcher, url, { secret: config.CALLBACK_SECRET, webhookId, body })
+    },
+    maxAttempts: config.CALLBACK_MAX_ATTEMPTS
+  }
+  const callbacks = new Worker<CallbackData, CallbackOutcome>(CALLBACK_QUEUE, async (job: Job<CallbackData>) => {
+    const outcome = await runCallback(callbackDataSchema.parse(job.data), job.attemptsMade + 1, callbackDeps)
+    // Thrown, so that BullMQ retries after its backoff; the attempt is already recorded.
+    if (outcome === 'retry') throw new Error('callback not delivered; retrying')
+    return outcome
+  }, {
+    connection: deps.connection,
+    prefix: config.REDIS_PREFIX,
+    concurrency: CALLBACK_CONCURRENCY,
+    lockDuration: config.WORKER_LOCK_MS,
+    stalledInterval: Math.max(1000, Math.floor(config.WORKER_LOCK_MS / 2)),
+    autorun: true
+  })
+  callbacks.on('error', (err) => logger.warn({ err }, 'callback worker error'))
+
   const poller = setInterval(() => {
     const ids = [...active.keys()]
     if (ids.length === 0) return
@@ -103,7 +135,7 @@ export function createWorkers (deps: WorkerDeps): Workers {
   function close (graceMs = config.SHUTDOWN_GRACE_MS): Promise<void> {
     closing ??= (async () => {
       clearInterval(poller)
-      const closed = worker.close()
+      const closed = Promise.all([worker.close(), callbacks.close()])
       // In-flight fetches get `graceMs` to finish; then each lane hands its URL back.
       const timer = setTimeout(() => worker.cancelAllJobs(ABORT_SHUTDOWN), graceMs)
       try {
@@ -115,5 +147,5 @@ export function createWorkers (deps: WorkerDeps): Workers {
     return closing
   }
 
-  return { worker, close }
+  return { worker, callbacks, close }
 }
