@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import ipaddr from 'ipaddr.js'
 import { z } from 'zod'
 
@@ -18,6 +19,42 @@ const cidrList = z.string().default('').transform((s, ctx) => {
     }
   }
   return items
+})
+
+/** One API key and the tenant it stands for. */
+export interface ApiKey {
+  tenant: string
+  key: string
+}
+
+// `team-a:KEY1,team-b:KEY2` inline, or a path to a file with one `tenant:key` per line.
+const apiKeys = z.string().optional().transform((raw, ctx): ApiKey[] => {
+  if (raw === undefined) return []
+  let text = raw
+  if (!raw.includes(':') || raw.startsWith('/') || raw.startsWith('./')) {
+    try {
+      text = readFileSync(raw, 'utf8')
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'neither tenant:key pairs nor a readable file' })
+      return []
+    }
+  }
+  const keys: ApiKey[] = []
+  for (const [i, entry] of text.split(/[,\n]/).map((x) => x.trim()).entries()) {
+    if (entry === '' || entry.startsWith('#')) continue
+    const colon = entry.indexOf(':')
+    const tenant = entry.slice(0, colon)
+    const key = entry.slice(colon + 1)
+    // Never echo the key itself: this message reaches the terminal and logs.
+    if (colon < 1 || !/^[A-Za-z0-9_.-]{1,64}$/.test(tenant)) {
+      ctx.addIssue({ code: 'custom', message: `entry ${i + 1}: expected tenant:key with a tenant of letters, digits, _ . -` })
+    } else if (key.length < 16 || /\s/.test(key)) {
+      ctx.addIssue({ code: 'custom', message: `entry ${i + 1} (${tenant}): a key needs at least 16 characters and no spaces` })
+    } else {
+      keys.push({ tenant, key })
+    }
+  }
+  return keys
 })
 
 export const configSchema = z.object({
@@ -54,14 +91,28 @@ export const configSchema = z.object({
    * large job cannot hold every worker slot while small jobs wait. @defaultValue 2000
    */
   LANE_SLICE_MS: int(100, 600_000).default(2000),
+  /**
+   * API keys: `tenant:key` pairs separated by commas, or the path of a file with one per line.
+   * Unset: the API runs open (one tenant, `public`) and says so at start-up.
+   */
+  API_KEYS: apiKeys,
+  /** Submissions (`POST /jobs`) each tenant may make per minute, across every API process. @defaultValue 120 */
+  RATE_LIMIT_PER_MINUTE: int(1, 1_000_000).default(120),
+  /** URLs a tenant may have accepted and not yet finished, across all its jobs. @defaultValue 100000 */
+  MAX_PENDING_URLS_PER_TENANT: int(1, 100_000_000).default(100_000),
+  /** Event-loop delay (ms) past which the API answers 503 rather than slowing everyone. @defaultValue 1000 */
+  OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000).default(1000),
+  /** Resident memory (MB) past which the API answers 503; 0 turns the check off. @defaultValue 0 */
+  OVERLOAD_MAX_RSS_MB: int(0, 1_000_000).default(0),
   /** Milliseconds between comment lines on an idle event stream. @defaultValue 15000 */
   SSE_HEARTBEAT_MS: int(100, 60_000).default(15_000),
   /** Milliseconds the process waits for in-flight work on SIGTERM before handing it back. */
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000)
 })
 
-export type Config = Readonly<Omit<z.infer<typeof configSchema>, 'FETCH_ALLOW_CIDRS'> & {
+export type Config = Readonly<Omit<z.infer<typeof configSchema>, 'FETCH_ALLOW_CIDRS' | 'API_KEYS'> & {
   FETCH_ALLOW_CIDRS: readonly string[]
+  API_KEYS: readonly ApiKey[]
   /** True when REDIS_URL came from the environment rather than the default. */
   redisUrlGiven: boolean
 }>

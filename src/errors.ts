@@ -12,9 +12,12 @@ export const problemCatalogue = {
   CONTENT_NOT_FOUND: { status: 404, title: 'No stored content for this result' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
   JOB_FINISHED: { status: 409, title: 'The job has already finished' },
+  IDEMPOTENCY_IN_PROGRESS: { status: 409, title: 'A request with this Idempotency-Key is still being processed' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'The request body must be JSON' },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'This Idempotency-Key was used with a different request' },
   RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  TOO_MANY_PENDING_URLS: { status: 429, title: 'Too many URLs waiting for this tenant' },
   INTERNAL: { status: 500, title: 'Internal error' },
   UNAVAILABLE: { status: 503, title: 'The service is unavailable' }
 } as const satisfies Record<string, { status: number, title: string }>
@@ -29,10 +32,13 @@ export interface FieldError {
 
 export class TrawlError extends Error {
   readonly statusCode: number
-  constructor (readonly code: ProblemCode, message: string, options?: { cause?: unknown }) {
+  /** Seconds after which the client may try again; sent as `Retry-After`. */
+  readonly retryAfter: number | undefined
+  constructor (readonly code: ProblemCode, message: string, options?: { cause?: unknown, retryAfter?: number }) {
     super(message, options)
     this.name = 'TrawlError'
     this.statusCode = problemCatalogue[code].status
+    this.retryAfter = options?.retryAfter
   }
 }
 
@@ -52,6 +58,10 @@ export class JobFinishedError extends TrawlError {
 
 export class ContentNotFoundError extends TrawlError {
   constructor (message: string) { super('CONTENT_NOT_FOUND', message) }
+}
+
+export class UnauthorizedError extends TrawlError {
+  constructor (message: string) { super('UNAUTHORIZED', message) }
 }
 
 export class UnavailableError extends TrawlError {

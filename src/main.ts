@@ -18,6 +18,7 @@ async function main (argv: string[]): Promise<void> {
   if (CLIENT_COMMANDS.has(role)) {
     // The command-line client: it talks to a server over HTTP and needs no config of its own.
     const { runCli } = await import('./cli/index.js')
+    // eslint-disable-next-line n/no-process-env -- the client reads only TRAWL_SERVER (default of --server), not the service's config
     process.exitCode = await runCli(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env })
     return
   }

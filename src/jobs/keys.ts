@@ -32,8 +32,14 @@ export function jobKeys (prefix: string, id: string): JobKeys {
   }
 }
 
-export function keyList (keys: JobKeys): string[] {
-  return [keys.meta, keys.urls, keys.results, keys.content, keys.held, keys.events]
+/** string: how many URLs the tenant has accepted and not yet finished, across its jobs */
+export function tenantPendingKey (prefix: string, tenant: string): string {
+  return `${prefix}:tenant:${tenant}:pending`
+}
+
+/** string: `<job id> <request hash>` for an Idempotency-Key of a tenant */
+export function idempotencyKey (prefix: string, tenant: string, keyDigest: string): string {
+  return `${prefix}:tenant:${tenant}:idem:${keyDigest}`
 }
 
 /** Pub/sub channel that carries the id of every job reaching a final state. */

@@ -4,7 +4,8 @@
  * appended to the job's event stream in the same script, so the history never disagrees with
  * the record.
  *
- * KEYS, in this order for every script: meta, urls, results, content, held, events.
+ * KEYS, in this order for step and finish: meta, urls, results, content, held, events, and the
+ * tenant's pending-URL counter.
  * Event entries: `e state m <meta as a JSON array of field, value>` and
  * `e result i <index> u <url> r <result JSON>`.
  */
@@ -43,6 +44,7 @@ if idx >= 0 then
     local done = redis.call('HINCRBY', meta, ARGV[4], 1)
     redis.call('HINCRBY', meta, 'bytes', ARGV[5])
     redis.call('HINCRBY', meta, 'running', -1)
+    redis.call('DECR', KEYS[7])
     resultEvent(idx, ARGV[3])
     local other = ARGV[4] == 'succeeded' and 'failed' or 'succeeded'
     done = done + tonumber(redis.call('HGET', meta, other))
@@ -83,13 +85,15 @@ return {1, n, redis.call('LINDEX', urls, n)}
  * not go on). Every URL without a result gets `resultJson` as its result event and is counted
  * under that state; readers show those URLs the same way. Fetches still in flight report
  * afterwards and change nothing.
- * ARGV: state (cancelled|failed), errorJson ('' for none), now (ms), ttl (ms), channel, resultJson.
+ * ARGV: state (cancelled|failed), errorJson ('' for none), now (ms), ttl (ms), channel, resultJson,
+ *       tenant ('' for any: a job of another tenant reads as missing).
  * Returns the state the job had: 'missing', a final state (left as it was), or 'queued'/'running'.
  */
 export const finishScript = common + `
 local meta, results, held = KEYS[1], KEYS[3], KEYS[5]
 local state = redis.call('HGET', meta, 'state')
 if not state then return 'missing' end
+if ARGV[7] ~= '' and redis.call('HGET', meta, 'tenant') ~= ARGV[7] then return 'missing' end
 if state == 'completed' or state == 'failed' or state == 'cancelled' then return state end
 local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local total = tonumber(redis.call('HGET', meta, 'total'))
@@ -97,9 +101,14 @@ local s = tonumber(redis.call('HGET', meta, 'succeeded'))
 local f = tonumber(redis.call('HGET', meta, 'failed'))
 local finished = {}
 for _, k in ipairs(redis.call('HKEYS', results)) do finished[tonumber(k)] = true end
+local unfinished = 0
 for i = 0, total - 1 do
-  if not finished[i] then resultEvent(i, ARGV[6]) end
+  if not finished[i] then
+    resultEvent(i, ARGV[6])
+    unfinished = unfinished + 1
+  end
 end
+redis.call('DECRBY', KEYS[7], unfinished)
 redis.call('HSET', meta, 'state', ARGV[1], 'finishedAt', now, 'expiresAt', now + ttl,
   'running', 0, 'next', total, 'error', ARGV[2])
 if ARGV[1] == 'cancelled' then
@@ -112,4 +121,25 @@ stateEvent()
 touch(ttl)
 redis.call('PUBLISH', ARGV[5], redis.call('HGET', meta, 'id'))
 return state
+`
+
+/**
+ * admit: takes `n` URLs into a tenant's count of pending URLs if that stays within `max`.
+ * KEYS: the counter. ARGV: n, max. Returns the new count, or -1 when the URLs do not fit.
+ */
+export const admitScript = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return -1 end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+`
+
+/**
+ * claimIdempotencyKey: the first request with a key stores `value` (`<job id> <hash>`); later
+ * ones get the stored value back. KEYS: the key. ARGV: value, ttl (ms).
+ */
+export const claimKeyScript = `
+local existing = redis.call('GET', KEYS[1])
+if existing then return existing end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
 `

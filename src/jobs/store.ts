@@ -1,19 +1,21 @@
 import type { Redis, Result } from 'ioredis'
 import { z } from 'zod'
-import { finishedChannel, jobKeys, keyList } from './keys.js'
+import { finishedChannel, idempotencyKey, jobKeys, tenantPendingKey } from './keys.js'
 import {
   FINAL_JOB_STATES, jobOptionsSchema, resultErrorSchema, storedResultSchema,
   type JobDocument, type JobOptions, type JobState, type JobSummary, type ResultItem, type StoredResult
 } from './schemas.js'
-import { finishScript, stepScript } from './scripts.js'
+import { admitScript, claimKeyScript, finishScript, stepScript } from './scripts.js'
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    trawlStep(meta: string, urls: string, results: string, content: string, held: string, events: string,
+    trawlStep(meta: string, urls: string, results: string, content: string, held: string, events: string, pending: string,
       lane: string, index: string, result: string, outcome: string, bytes: string, body: Buffer | string,
       now: string, ttl: string, channel: string, claim: string, keep: string): Result<Array<number | string>, Context>
-    trawlFinish(meta: string, urls: string, results: string, content: string, held: string, events: string,
-      state: string, error: string, now: string, ttl: string, channel: string, result: string): Result<string, Context>
+    trawlFinish(meta: string, urls: string, results: string, content: string, held: string, events: string, pending: string,
+      state: string, error: string, now: string, ttl: string, channel: string, result: string, tenant: string): Result<string, Context>
+    trawlAdmit(pending: string, n: string, max: string): Result<number, Context>
+    trawlClaimKey(key: string, value: string, ttl: string): Result<string | null, Context>
   }
 }
 
@@ -23,6 +25,7 @@ const optionalMs = z.string().optional().transform((s) => (s === undefined || s 
 /** The meta hash as read back from Redis: strings, parsed and checked before use. */
 const storedMetaSchema = z.object({
   id: z.string(),
+  tenant: z.string().default('public'),
   state: z.enum(['queued', 'running', 'completed', 'failed', 'cancelled']),
   createdAt: num,
   startedAt: optionalMs,
@@ -47,6 +50,7 @@ type StoredMeta = z.infer<typeof storedMetaSchema>
 
 export interface NewJob {
   id: string
+  tenant: string
   urls: string[]
   options: JobOptions
   callbackUrl?: string | undefined
@@ -85,14 +89,18 @@ export type JobStore = ReturnType<typeof createJobStore>
 export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds: number }) {
   const ttlMs = opts.ttlSeconds * 1000
   const channel = finishedChannel(opts.prefix)
-  redis.defineCommand('trawlStep', { numberOfKeys: 6, lua: stepScript })
-  redis.defineCommand('trawlFinish', { numberOfKeys: 6, lua: finishScript })
+  redis.defineCommand('trawlStep', { numberOfKeys: 7, lua: stepScript })
+  redis.defineCommand('trawlFinish', { numberOfKeys: 7, lua: finishScript })
+  redis.defineCommand('trawlAdmit', { numberOfKeys: 1, lua: admitScript })
+  redis.defineCommand('trawlClaimKey', { numberOfKeys: 1, lua: claimKeyScript })
+  const pendingKey = (tenant: string) => tenantPendingKey(opts.prefix, tenant)
   const keysOf = (id: string) => jobKeys(opts.prefix, id)
 
   async function create (job: NewJob): Promise<void> {
     const k = keysOf(job.id)
     const meta: Record<string, string | number> = {
       id: job.id,
+      tenant: job.tenant,
       state: 'queued',
       createdAt: job.now,
       expiresAt: job.now + ttlMs,
@@ -118,7 +126,8 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
     await tx.exec()
   }
 
-  async function read (id: string, ro: ReadOptions): Promise<JobDocument | null> {
+  /** The job as the API shows it; null when it does not exist or belongs to another tenant. */
+  async function read (id: string, ro: ReadOptions, tenant?: string): Promise<JobDocument | null> {
     const k = keysOf(id)
     const tx = redis.multi().hgetall(k.meta)
     const indexes: number[] = []
@@ -132,6 +141,7 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
     const rawMeta = replies[0]?.[1] as Record<string, string>
     if (!rawMeta || Object.keys(rawMeta).length === 0) return null
     const meta = storedMetaSchema.parse(rawMeta)
+    if (tenant !== undefined && meta.tenant !== tenant) return null
     const doc: JobDocument = summarize(meta, Date.now())
     if (!ro.withResults) return doc
     const urls = replies[1]?.[1] as string[]
@@ -148,19 +158,20 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
   }
 
   /** Ends an unfinished job as cancelled or failed; returns the state it had ('missing' if none). */
-  async function finish (id: string, state: 'cancelled' | 'failed', error: { code: string, message: string } | null, now = Date.now()): Promise<JobState | 'missing'> {
+  async function finish (id: string, state: 'cancelled' | 'failed', error: { code: string, message: string } | null, tenant?: string, now = Date.now()): Promise<JobState | 'missing'> {
     const k = keysOf(id)
-    const before = await redis.trawlFinish(k.meta, k.urls, k.results, k.content, k.held, k.events,
+    const owner = tenant ?? await redis.hget(k.meta, 'tenant') ?? 'public'
+    const before = await redis.trawlFinish(k.meta, k.urls, k.results, k.content, k.held, k.events, pendingKey(owner),
       state, error ? JSON.stringify(error) : '', String(now), String(ttlMs), channel,
-      JSON.stringify(unfinishedResult(state, error)))
+      JSON.stringify(unfinishedResult(state, error)), tenant ?? '')
     return before as JobState | 'missing'
   }
 
   /** A lane reports what it finished and, if `claim`, takes the next index of the job. */
-  async function step (id: string, lane: number, finished: FinishedUrl | null, claim: boolean, now = Date.now()): Promise<StepReply> {
+  async function step (id: string, tenant: string, lane: number, finished: FinishedUrl | null, claim: boolean, now = Date.now()): Promise<StepReply> {
     const k = keysOf(id)
     const keep = finished?.body != null
-    const reply = await redis.trawlStep(k.meta, k.urls, k.results, k.content, k.held, k.events,
+    const reply = await redis.trawlStep(k.meta, k.urls, k.results, k.content, k.held, k.events, pendingKey(tenant),
       String(lane),
       String(finished?.index ?? -1),
       finished ? JSON.stringify(finished.result) : '',
@@ -174,19 +185,47 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
     return { kind: 'over' }
   }
 
-  /** The job's options, for a lane about to fetch its URLs; null when the job is gone. */
-  async function options (id: string): Promise<JobOptions | null> {
-    const raw = await redis.hget(keysOf(id).meta, 'options')
-    return raw === null ? null : jobOptionsSchema.parse(JSON.parse(raw))
+  /** The job's options and owner, for a lane about to fetch its URLs; null when the job is gone. */
+  async function laneContext (id: string): Promise<{ options: JobOptions, tenant: string } | null> {
+    const [options, tenant] = await redis.hmget(keysOf(id).meta, 'options', 'tenant')
+    return options == null ? null : { options: jobOptionsSchema.parse(JSON.parse(options)), tenant: tenant ?? 'public' }
+  }
+
+  /**
+   * Counts `n` more pending URLs for the tenant if they fit under `max`; false when they do not.
+   * Every admitted URL is counted down once: when its result is written, or when its job ends.
+   */
+  async function admit (tenant: string, n: number, max: number): Promise<boolean> {
+    return (await redis.trawlAdmit(pendingKey(tenant), String(n), String(max))) >= 0
+  }
+
+  /** Gives back URLs admitted for a job that could not be created. */
+  async function unadmit (tenant: string, n: number): Promise<void> {
+    await redis.decrby(pendingKey(tenant), n)
+  }
+
+  /**
+   * Binds an Idempotency-Key to a job id and request hash, unless it is bound already: then the
+   * earlier binding is returned. Kept twice as long as a finished job, so it outlives the job.
+   */
+  async function claimIdempotencyKey (tenant: string, keyDigest: string, jobId: string, requestHash: string): Promise<{ jobId: string, requestHash: string } | null> {
+    const existing = await redis.trawlClaimKey(idempotencyKey(opts.prefix, tenant, keyDigest), `${jobId} ${requestHash}`, String(2 * ttlMs))
+    if (existing === null) return null
+    const [boundId = '', boundHash = ''] = existing.split(' ')
+    return { jobId: boundId, requestHash: boundHash }
+  }
+
+  async function releaseIdempotencyKey (tenant: string, keyDigest: string): Promise<void> {
+    await redis.del(idempotencyKey(opts.prefix, tenant, keyDigest))
   }
 
   /** The stored body of one result, or why there is none. */
-  async function content (id: string, index: number): Promise<{ body: Buffer, contentType: string | null } | 'no-job' | 'no-content'> {
+  async function content (id: string, index: number, tenant?: string): Promise<{ body: Buffer, contentType: string | null } | 'no-job' | 'no-content'> {
     const k = keysOf(id)
-    const [[e1, exists], [e2, raw], [e3, body]] = await redis.multi()
-      .exists(k.meta).hget(k.results, String(index)).hgetBuffer(k.content, String(index)).exec() as Array<[Error | null, unknown]> as [[Error | null, number], [Error | null, string | null], [Error | null, Buffer | null]]
+    const [[e1, owner], [e2, raw], [e3, body]] = await redis.multi()
+      .hget(k.meta, 'tenant').hget(k.results, String(index)).hgetBuffer(k.content, String(index)).exec() as Array<[Error | null, unknown]> as [[Error | null, string | null], [Error | null, string | null], [Error | null, Buffer | null]]
     if (e1 ?? e2 ?? e3) throw (e1 ?? e2 ?? e3)
-    if (exists === 0) return 'no-job'
+    if (owner === null || (tenant !== undefined && owner !== tenant)) return 'no-job'
     if (raw === null || body === null) return 'no-content'
     const result = storedResultSchema.parse(JSON.parse(raw))
     return { body, contentType: result.contentType }
@@ -223,7 +262,7 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
     return (replies ?? []).map(([err, v]) => (err ? null : (v as string | null)))
   }
 
-  return { create, read, finish, step, options, content, events, states, callbackBody, recordCallback, channel, keysOf }
+  return { create, read, finish, step, laneContext, admit, unadmit, claimIdempotencyKey, releaseIdempotencyKey, content, events, states, callbackBody, recordCallback, channel, keysOf }
 }
 
 /** Turns a stream entry (field, value, field, value...) into the event the API sends. */

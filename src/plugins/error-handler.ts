@@ -17,7 +17,8 @@ export interface Problem {
 export function sendProblem (reply: FastifyReply, code: ProblemCode, detail: string, extra: Partial<Problem> = {}) {
   const { status, title } = problemCatalogue[code]
   const body: Problem = { type: problemType(code), title, status, detail, code, instance: reply.request.url.split('?')[0], ...extra }
-  if (code === 'UNAVAILABLE') reply.header('retry-after', '2')
+  if (code === 'UNAVAILABLE' && !reply.hasHeader('retry-after')) reply.header('retry-after', '2')
+  if (code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="trawl"')
   return reply.code(status).type('application/problem+json').send(body)
 }
 
@@ -43,6 +44,7 @@ export const errorHandler = fp(async function errorHandler (app: FastifyInstance
     }
     if (err instanceof TrawlError) {
       if (err.statusCode >= 500) request.log.warn({ err }, 'request failed')
+      if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter))
       return sendProblem(reply, err.code, err.message)
     }
     if (isRedisUnavailable(err)) {

@@ -7,8 +7,8 @@ export const ABORT_CANCELLED = 'job-cancelled'
 export const ABORT_SHUTDOWN = 'worker-shutdown'
 
 export interface LaneDeps {
-  step(jobId: string, lane: number, finished: FinishedUrl | null, claim: boolean): Promise<StepReply>
-  options(jobId: string): Promise<JobOptions | null>
+  step(jobId: string, tenant: string, lane: number, finished: FinishedUrl | null, claim: boolean): Promise<StepReply>
+  laneContext(jobId: string): Promise<{ options: JobOptions, tenant: string } | null>
   fetch(url: string, options: FetchOptions, signal: AbortSignal): Promise<PageResult>
   /** Milliseconds a lane works before it goes to the back of the queue. */
   sliceMs: number
@@ -33,13 +33,14 @@ export type LaneOutcome = 'done' | 'yield' | 'handback'
 export async function runLane (data: LaneData, deps: LaneDeps, signal: AbortSignal): Promise<LaneOutcome> {
   const now = deps.now ?? Date.now
   const started = now()
-  const options = await deps.options(data.jobId)
-  if (options === null) return 'done'
+  const job = await deps.laneContext(data.jobId)
+  if (job === null) return 'done'
+  const { options, tenant } = job
   let finished: FinishedUrl | null = null
   for (;;) {
     const stopping = deps.stopping() || signal.reason === ABORT_SHUTDOWN
     const claim = !signal.aborted && !stopping && now() - started < deps.sliceMs
-    const reply = await deps.step(data.jobId, data.lane, finished, claim)
+    const reply = await deps.step(data.jobId, tenant, data.lane, finished, claim)
     finished = null
     if (reply.kind === 'over') return 'done'
     if (reply.kind === 'idle') {

@@ -29,7 +29,7 @@ export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: Event
     if (typeof after === 'string' && !EVENT_ID.test(after)) {
       throw new ValidationFailedError([{ path: '/query/after', message: 'not an event id of this stream' }])
     }
-    const snapshot = JOB_ID_PATTERN.test(id) ? await store.read(id, { withResults: false, offset: 0, limit: 1 }) : null
+    const snapshot = JOB_ID_PATTERN.test(id) ? await store.read(id, { withResults: false, offset: 0, limit: 1 }, request.tenant) : null
     if (!snapshot) throw new JobNotFoundError(id)
 
     reply.sse.keepAlive()

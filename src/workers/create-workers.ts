@@ -42,7 +42,7 @@ export function createWorkers (deps: WorkerDeps): Workers {
 
   const laneDeps = {
     step: store.step,
-    options: store.options,
+    laneContext: store.laneContext,
     fetch: (url: string, options: Parameters<typeof fetchPage>[2], signal: AbortSignal) => fetchPage(deps.dispatcher, url, options, signal),
     sliceMs: config.LANE_SLICE_MS,
     stopping: () => closing !== undefined

@@ -1,0 +1,26 @@
+import { serverUrl } from '../args.js'
+import { EXIT } from '../errors.js'
+import { TrawlClient } from '../http.js'
+import { listenForInterrupts } from '../interrupt.js'
+import type { CliIo } from '../io.js'
+import { BodySaver } from '../save.js'
+import { showJob, type ShowFlags } from './show-job.js'
+
+/**
+ * `trawl watch ID`: follow a job someone else submitted, like `get` does, from its first event.
+ * Ctrl-C only stops watching (exit 130); the job goes on. `trawl cancel` is for ending it.
+ */
+export async function runWatch (id: string, flags: ShowFlags & { server: string }, io: CliIo): Promise<number> {
+  const client = new TrawlClient(serverUrl(flags.server))
+  if (flags.output !== undefined) await BodySaver.prepare(flags.output)
+  const interrupts = listenForInterrupts(io.signals)
+  try {
+    return (await showJob(client, id, io, flags, interrupts.first)).exitCode
+  } catch (err) {
+    if (!interrupts.first.aborted) throw err
+    io.stderr.write(`trawl: stopped watching job ${id}; it goes on on the server\n`)
+    return EXIT.INTERRUPTED
+  } finally {
+    interrupts.dispose()
+  }
+}
