@@ -130,7 +130,15 @@ function hasHeader (headers: Dispatcher.DispatchOptions['headers'], name: string
 function withHeader (headers: Dispatcher.DispatchOptions['headers'], name: string, value: string): Dispatcher.DispatchOptions['headers'] {
   if (headers == null) return { [name]: value }
   if (Array.isArray(headers)) return [...headers, name, value]
-  if (Symbol.iterator in headers) return [...(headers as Iterable<[string, string | string[] | undefined]>), [name, value]]
+  if (Symbol.iterator in headers) {
+    // Back to the flat form: an array of pairs would be read as a flat list.
+    const flat: string[] = []
+    for (const [k, v] of headers as Iterable<[string, string | string[] | undefined]>) {
+      if (v === undefined) continue
+      for (const one of Array.isArray(v) ? v : [v]) flat.push(k, one)
+    }
+    return [...flat, name, value]
+  }
   return { ...headers, [name]: value }
 }
 

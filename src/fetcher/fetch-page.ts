@@ -355,6 +355,8 @@ export function parseRetryAfter (value: string | null, now = Date.now()): number
   if (value === null) return undefined
   const v = value.trim()
   if (/^\d+$/.test(v)) return Number(v) * 1000
+  // Every HTTP-date form starts with a day name; Date.parse alone would read "1.5" or "-5" as dates.
+  if (!/^[A-Za-z]{3}/.test(v)) return undefined
   const at = Date.parse(v)
   if (Number.isNaN(at)) return undefined
   return Math.max(0, at - now)

@@ -11,6 +11,7 @@ import zlib from 'node:zlib'
  * Routes (query parameters in brackets):
  * - `/bytes[n, chunked]`: n bytes of "a" (with content-length unless chunked=1)
  * - `/encoded[n, coding]`: n bytes of text encoded as gzip | deflate | deflate-raw | br
+ * - `/empty-encoded[coding]`, `/corrupt-encoded[coding]`: an empty / a garbled encoded body
  * - `/gzip-bomb[members]`: members x 16 MiB of zeros as gzip members, ~16 KiB each on the wire
  * - `/slow-headers[ms]`: headers after ms (never, without ms)
  * - `/trickle[every]`: 200 and then one byte every `every` ms, never ending
@@ -36,6 +37,8 @@ export interface TargetServer {
   connections (): number
   /** How the last gzip bomb ended on the server side. */
   bomb: { started: boolean, finished: boolean, bytesWritten: number }
+  /** Bytes sent by `/trickle` so far, over all its requests. */
+  trickled: { count: number }
   close (): Promise<void>
 }
 
@@ -50,6 +53,7 @@ export async function startTargetServer (t: Teardown, opts: { host?: string } = 
   const counters = new Map<string, number>()
   const requests: string[] = []
   const bomb = { started: false, finished: false, bytesWritten: 0 }
+  const trickled = { count: 0 }
   let connections = 0
 
   const hit = (key: string): number => {
@@ -71,7 +75,7 @@ export async function startTargetServer (t: Teardown, opts: { host?: string } = 
       if (body === undefined) bodies.set(n, body = Buffer.alloc(n, 'a'))
       if (q('chunked') === '1') {
         res.writeHead(200, { 'content-type': 'text/plain' })
-        void writeChunks(res, body)
+        writeChunks(res, body).catch(() => res.destroy())
       } else {
         res.writeHead(200, { 'content-type': 'text/plain', 'content-length': n })
         res.end(body)
@@ -95,6 +99,16 @@ export async function startTargetServer (t: Teardown, opts: { host?: string } = 
       return
     }
 
+    if (u.pathname === '/empty-encoded') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': q('coding') ?? 'gzip', 'content-length': 0 }).end()
+      return
+    }
+
+    if (u.pathname === '/corrupt-encoded') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': q('coding') ?? 'gzip' }).end('this is not compressed at all')
+      return
+    }
+
     if (u.pathname === '/gzip-bomb') {
       bombMember ??= zlib.gzipSync(Buffer.alloc(BOMB_MEMBER_DECODED), { level: 9 })
       const member = bombMember
@@ -104,13 +118,14 @@ export async function startTargetServer (t: Teardown, opts: { host?: string } = 
       bomb.bytesWritten = 0
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-encoding': 'gzip' })
       res.on('finish', () => { bomb.finished = true })
-      void (async () => {
+      const send = async (): Promise<void> => {
         for (let i = 0; i < members && !res.destroyed; i++) {
           bomb.bytesWritten += member.length
           if (!res.write(member)) await drained(res)
         }
         if (!res.destroyed) res.end()
-      })()
+      }
+      send().catch(() => res.destroy())
       return
     }
 
@@ -125,7 +140,12 @@ export async function startTargetServer (t: Teardown, opts: { host?: string } = 
 
     if (u.pathname === '/trickle') {
       res.writeHead(200, { 'content-type': 'text/plain' })
-      const timer = setInterval(() => res.write('x'), num('every', 50))
+      // Node holds headers back until the first write; the client should see them now.
+      res.flushHeaders()
+      const timer = setInterval(() => {
+        trickled.count++
+        res.write('x')
+      }, num('every', 50))
       res.on('close', () => clearInterval(timer))
       return
     }
@@ -186,8 +206,9 @@ export async function startTargetServer (t: Teardown, opts: { host?: string } = 
     res.writeHead(404, { 'content-type': 'text/plain' }).end('no such route')
   })
 
-  // Short keep-alive so idle sockets from one test do not outlive it by much.
-  server.keepAliveTimeout = 500
+  // Short, but not under 3 s: undici keeps a connection only when the server's keep-alive hint
+  // (whole seconds) exceeds its 2 s safety margin, so 500 ms would mean a new connection each time.
+  server.keepAliveTimeout = 3000
   server.on('connection', () => { connections++ })
   server.listen(0, host)
   await once(server, 'listening')
@@ -211,6 +232,7 @@ export async function startTargetServer (t: Teardown, opts: { host?: string } = 
     requests,
     connections: () => connections,
     bomb,
+    trickled,
     close
   }
 }
