@@ -9,6 +9,7 @@ import type { Queues } from './jobs/queue.js'
 import type { JobStore } from './jobs/store.js'
 import { auth } from './plugins/auth.js'
 import { errorHandler } from './plugins/error-handler.js'
+import { protection } from './plugins/protection.js'
 import { healthRoutes } from './routes/health.js'
 import { jobEventRoutes } from './routes/job-events.js'
 import { jobRoutes } from './routes/jobs.js'
@@ -42,6 +43,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler)
   await app.register(errorHandler)
   await app.register(auth, { keys: config.API_KEYS })
+  await app.register(protection, { config, redis: deps.redis })
   await app.register(healthRoutes, { redis: deps.redis })
   await app.register(fastifySSE, { heartbeatInterval: config.SSE_HEARTBEAT_MS })
   await app.register(jobRoutes, { config, store: deps.store, queues: deps.queues, watcher: deps.watcher })

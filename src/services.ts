@@ -58,12 +58,14 @@ export function startWorker (config: Config, logger: Logger): WorkerRole {
   const connection = createRedis(config, 'worker', 'worker')
   const storeRedis = createRedis(config, 'worker', 'worker-store')
   const store = createJobStore(storeRedis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
-  const dispatcher = createDispatcher({ guard: createAddressGuard([...config.FETCH_ALLOW_CIDRS]) })
+  // As many connections per origin as fetches in flight: a fetch waiting for a socket spends its deadline.
+  const dispatcher = createDispatcher({ guard: createAddressGuard([...config.FETCH_ALLOW_CIDRS]), connections: config.WORKER_CONCURRENCY })
   const workers = createWorkers({ config, logger: logger.child({ role: 'worker' }), connection, store, dispatcher })
   let closing: Promise<void> | undefined
   const close = (graceMs?: number) => (closing ??= (async () => {
     await workers.close(graceMs)
-    await dispatcher.close()
+    // Every lane has ended; destroy() also drops idle keep-alive sockets without waiting.
+    await dispatcher.destroy()
     await closeRedis(storeRedis)
     await closeRedis(connection)
   })())

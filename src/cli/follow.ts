@@ -52,9 +52,11 @@ export async function followJob (client: TrawlClient, id: string, handlers: Foll
     }
     let progressed = false
     let reason: string
+    const resumedFrom = lastId
+    let first = true
     try {
       touch()
-      const res = await client.events(id, lastId, signal)
+      const res = await client.events(id, resumedFrom, signal)
       for await (const item of readSse(res.body as AsyncIterable<Uint8Array>)) {
         touch()
         if (item.kind === 'retry') retryMs = Math.min(Math.max(item.ms, 100), 30_000)
@@ -70,11 +72,12 @@ export async function followJob (client: TrawlClient, id: string, handlers: Foll
         } else if (item.event === 'state') {
           const doc = checkSummary(parseJson(item.data), `a state event of job ${id}`)
           handlers.onState(doc)
-          if (FINAL_STATES.has(doc.state)) {
-            connection.abort()
-            return doc
-          }
+          // A fresh stream opens with a snapshot of the job as it is now, then replays the whole
+          // history: a finished job's snapshot is final too, but the history still follows it.
+          const snapshot = resumedFrom === undefined && first
+          if (!snapshot && FINAL_STATES.has(doc.state)) return doc
         }
+        first = false
       }
       reason = 'the server ended the stream before the job finished'
     } catch (err) {

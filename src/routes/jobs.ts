@@ -50,6 +50,7 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jo
   }
 
   app.post('/jobs', {
+    config: { rateLimit: { max: config.RATE_LIMIT_PER_MINUTE, timeWindow: 60_000 } },
     schema: {
       body: bodySchema,
       headers: z.object({ 'idempotency-key': idempotencyHeader }),

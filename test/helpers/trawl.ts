@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { pino } from 'pino'
+import { pino, type Logger } from 'pino'
 import type { Test } from 'tap'
 import { loadConfig, type Config } from '../../src/config.js'
 import { startApi, startWorker, type ApiRole, type WorkerRole } from '../../src/services.js'
@@ -29,10 +29,10 @@ export interface TestTrawl {
 }
 
 /** An API (and, unless `worker: false`, a worker) in this process, closed when the test ends. */
-export async function startTrawl (t: Test, opts: { env?: Record<string, string>, worker?: boolean, prefix?: string } = {}): Promise<TestTrawl> {
+export async function startTrawl (t: Test, opts: { env?: Record<string, string>, worker?: boolean, prefix?: string, logger?: Logger } = {}): Promise<TestTrawl> {
   const prefix = opts.prefix ?? testPrefix(t)
   const config = loadConfig(testEnv(prefix, opts.env))
-  const logger = pino({ level: config.LOG_LEVEL })
+  const logger = opts.logger ?? pino({ level: config.LOG_LEVEL })
   const api = await startApi(config, logger)
   const worker = opts.worker === false ? null : startWorker(config, logger)
   t.teardown(async () => {
