@@ -1,6 +1,6 @@
 import { fastifySSE } from '@fastify/sse'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
-import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
+import { serializerCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Redis } from 'ioredis'
 import type { Config } from './config.js'
 import type { EventHub } from './events/hub.js'
@@ -10,6 +10,7 @@ import type { JobStore } from './jobs/store.js'
 import { auth } from './plugins/auth.js'
 import { errorHandler } from './plugins/error-handler.js'
 import { protection } from './plugins/protection.js'
+import { validatorCompiler } from './plugins/validation.js'
 import { healthRoutes } from './routes/health.js'
 import { jobEventRoutes } from './routes/job-events.js'
 import { jobRoutes } from './routes/jobs.js'
@@ -35,13 +36,16 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     requestTimeout: 75_000,
     connectionTimeout: 10_000,
     keepAliveTimeout: 5_000,
-    return503OnClosing: true,
+    // Requests that arrive while closing are still answered (as problems, like any other).
+    return503OnClosing: false,
     genReqId: () => crypto.randomUUID(),
     routerOptions: { ignoreTrailingSlash: true }
   }).withTypeProvider<ZodTypeProvider>()
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
   await app.register(errorHandler)
+  // Waiting requests answer at once when the server closes, rather than holding a deploy.
+  app.addHook('preClose', async () => { await deps.watcher.close() })
   await app.register(auth, { keys: config.API_KEYS })
   await app.register(protection, { config, redis: deps.redis })
   await app.register(healthRoutes, { redis: deps.redis })

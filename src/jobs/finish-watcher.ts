@@ -8,6 +8,8 @@ import type { Redis } from 'ioredis'
 export interface FinishWatcher {
   /** Resolves when `id` finishes, after `ms`, or when `signal` aborts, whichever is first. */
   wait(id: string, ms: number, signal?: AbortSignal): Promise<void>
+  /** True once closed: waits end at once, and waiting requests answer with what they have. */
+  readonly closed: boolean
   close(): Promise<void>
 }
 
@@ -20,7 +22,9 @@ export async function createFinishWatcher (subscriber: Redis, channel: string): 
   })
   await subscriber.subscribe(channel)
 
+  let closed = false
   function wait (id: string, ms: number, signal?: AbortSignal): Promise<void> {
+    if (closed) return Promise.resolve()
     return new Promise((resolve) => {
       let set = waiters.get(id)
       if (!set) waiters.set(id, (set = new Set()))
@@ -38,8 +42,9 @@ export async function createFinishWatcher (subscriber: Redis, channel: string): 
   }
 
   async function close () {
+    closed = true
     for (const set of waiters.values()) for (const wake of set) wake()
   }
 
-  return { wait, close }
+  return { wait, close, get closed () { return closed } }
 }

@@ -1,6 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
-import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
 import { problemCatalogue, problemType, TrawlError, ValidationFailedError, type FieldError, type ProblemCode } from '../errors.js'
 import { isRedisUnavailable } from '../redis-errors.js'
 
@@ -34,7 +33,7 @@ const fastifyCodes: Record<string, ProblemCode> = {
 /** Turns every error into an RFC 9457 problem; the text of a 5xx never leaves the process. */
 export const errorHandler = fp(async function errorHandler (app: FastifyInstance) {
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    if (hasZodFastifySchemaValidationErrors(err)) {
+    if (Array.isArray(err.validation)) {
       const where = err.validationContext === 'body' ? '' : `/${err.validationContext ?? 'request'}`
       const errors = err.validation.map((v) => ({ path: `${where}${v.instancePath}`, message: v.message ?? 'invalid' }))
       return sendProblem(reply, 'VALIDATION_FAILED', 'The request does not match the contract; see errors.', { errors })

@@ -16,10 +16,16 @@ const RETRY_MS = 2000
  * after it on any API process, because the history lives in Redis, not here.
  */
 export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: EventHub }> = async function jobEventRoutes (app, { store, hub }) {
+  // Open streams, ended when the server closes so that a deploy is not held by idle clients.
+  const open = new Set<() => void>()
+  app.addHook('preClose', async () => {
+    for (const end of open) end()
+  })
+
   app.get('/jobs/:id/events', {
     sse: { kind: 'only' },
     schema: {
-      params: z.object({ id: z.string().max(64) }),
+      params: z.object({ id: z.string() }),
       querystring: z.object({ after: z.string().max(64).optional() }),
       response: { 400: problemSchema, 404: problemSchema, 503: problemSchema }
     }
@@ -40,8 +46,11 @@ export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: Event
 
     let unsubscribe: (() => void) | null = null
     let ended = false
+    const end = () => reply.sse.close()
+    open.add(end)
     reply.sse.onClose(() => {
       ended = true
+      open.delete(end)
       unsubscribe?.()
     })
     // Sends one event; false once the stream is over (final state sent or client gone).

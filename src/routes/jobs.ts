@@ -17,7 +17,8 @@ export interface JobRoutesDeps {
   watcher: FinishWatcher
 }
 
-const idParams = z.object({ id: z.string().max(64) })
+// Any id is accepted here: one that is not a job id is a job that does not exist (404).
+const idParams = z.object({ id: z.string() })
 const readQuery = z.object({
   wait: z.coerce.number().min(0).max(60).default(0),
   offset: z.coerce.number().int().min(0).default(0),
@@ -108,6 +109,8 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jo
       throw err
     }
     request.log.info({ jobId: id, urls: urls.length, tenant }, 'job submitted')
+    // Read before the lanes exist, so the answer shows the job as submitted: `queued`.
+    const doc = await readOr404(id, tenant, { offset: 0, limit: 100, results: 'page' })
     try {
       const callback = callbackUrl === undefined ? null : { attempts: config.CALLBACK_MAX_ATTEMPTS, backoffMs: config.CALLBACK_RETRY_BASE_MS }
       await enqueueJob(queues, id, Math.min(options.concurrency, urls.length), callback)
@@ -116,7 +119,6 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jo
       await store.finish(id, 'failed', { code: 'INTERNAL', message: 'the job could not be queued' }).catch(() => {})
       throw err
     }
-    const doc = await readOr404(id, tenant, { offset: 0, limit: 100, results: 'page' })
     return reply.code(202).header('location', `/jobs/${id}`).send(doc)
   })
 
@@ -136,7 +138,7 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jo
       request.raw.once('close', () => gone.abort())
       // Re-read every few seconds as well as on the finish message, so a message lost while the
       // subscriber reconnected costs a little latency, never a hung request.
-      while (!FINAL_JOB_STATES.has(doc.state) && Date.now() < deadline && !gone.signal.aborted) {
+      while (!FINAL_JOB_STATES.has(doc.state) && Date.now() < deadline && !gone.signal.aborted && !watcher.closed) {
         await watcher.wait(id, Math.min(deadline - Date.now(), 2000), gone.signal)
         doc = await readOr404(id, request.tenant, query)
       }
@@ -161,7 +163,7 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jo
 
   app.get('/jobs/:id/results/:index/content', {
     schema: {
-      params: z.object({ id: z.string().max(64), index: z.coerce.number().int().min(0) }),
+      params: z.object({ id: z.string(), index: z.coerce.number().int().min(0) }),
       response: { 200: z.custom<Buffer>((v) => Buffer.isBuffer(v)), 400: problemSchema, 401: problemSchema, 404: problemSchema, 503: problemSchema }
     }
   }, async (request, reply) => {
