@@ -119,7 +119,12 @@ export class TrawlClient {
   }
 
   async #json (res: Response): Promise<unknown> {
-    const text = await res.text()
+    let text: string
+    try {
+      text = await res.text()
+    } catch (err) {
+      throw new UnreachableError(`${this.server} broke off its answer: ${describeFetchError(err, this.#timeoutMs)}`, { cause: err })
+    }
     try {
       return JSON.parse(text)
     } catch (err) {
@@ -160,6 +165,6 @@ function describeFetchError (err: unknown, timeoutMs: number): string {
   return err instanceof Error ? err.message : String(err)
 }
 
-export function isRecord (value: unknown): value is Record<string, unknown> {
+function isRecord (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }

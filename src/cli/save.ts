@@ -67,6 +67,7 @@ export class BodySaver {
     private readonly dir: string,
     private readonly total: number,
     private readonly report: (message: string) => void,
+    private readonly signal?: AbortSignal,
     private readonly parallel = 4
   ) {}
 
@@ -102,9 +103,9 @@ export class BodySaver {
 
   async #save (item: ResultItem): Promise<void> {
     if (item.contentUrl === null) throw new Error('the server kept no body for it (keepContent is off?)')
-    const res = await this.client.content(item.contentUrl)
+    const res = await this.client.content(item.contentUrl, this.signal)
     if (!res.body) throw new Error('the server sent no body')
     const path = join(this.dir, fileNameFor(item.index, this.total, item.url, item.contentType))
-    await pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), createWriteStream(path))
+    await pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), createWriteStream(path), { signal: this.signal })
   }
 }

@@ -55,5 +55,7 @@ export async function * readSse (body: AsyncIterable<Uint8Array>): AsyncGenerato
     }
     buffer = buffer.slice(start)
   }
-  // A stream that ends mid-event drops that event, as the format says.
+  // A CR held back in case an LF followed ends its line after all. A stream that ends mid-event
+  // drops that event, as the format says.
+  if (buffer.endsWith('\r')) yield * line(buffer.slice(0, -1))
 }

@@ -131,3 +131,8 @@ export async function startProxy (target: string): Promise<TcpProxy> {
 export function lines (text: string): string[] {
   return text.split('\n').filter((line) => line !== '')
 }
+
+/** Asserts the exit status, with stderr in the diagnostics when it differs. */
+export function expectExit (t: Test, run: CliResult, code: number): void {
+  t.equal(run.code, code, `exit ${code}`, { stderr: run.stderr, stdout: run.stdout.slice(-2000) })
+}

@@ -1,5 +1,5 @@
 import { checkUrls, jobOptionsOf, readUrlFile, serverUrl, type GetFlags } from '../args.js'
-import { CliError, EXIT, UsageError } from '../errors.js'
+import { CliError, EXIT, ProblemError, UsageError } from '../errors.js'
 import { TrawlClient } from '../http.js'
 import { listenForInterrupts } from '../interrupt.js'
 import type { CliIo } from '../io.js'
@@ -36,9 +36,9 @@ export async function runGet (args: string[], flags: GetFlags, io: CliIo): Promi
     const cancel = () => {
       reporter.notice(`interrupted: cancelling job ${job.id}`)
       cancelling = client.cancel(job.id, interrupts.second).then(() => {}, (err: unknown) => {
-        // The stream may never end now: say why and stop following it.
         reporter.notice(`could not cancel job ${job.id}: ${err instanceof Error ? err.message : String(err)}`)
-        stop.abort()
+        // A job that finished meanwhile still ends its stream; otherwise it may never end now.
+        if (!(err instanceof ProblemError && err.code === 'JOB_FINISHED')) stop.abort()
       })
     }
     if (interrupts.first.aborted) cancel()

@@ -11,6 +11,8 @@ export interface ShowFlags {
   json?: boolean
   /** Save each succeeded body into this directory (already created). */
   output?: string
+  /** Called once, with the snapshot that opens the stream. */
+  onOpen?: (doc: JobSummary) => void
 }
 
 export interface Shown {
@@ -28,11 +30,14 @@ export async function showJob (client: TrawlClient, id: string, io: CliIo, flags
   let saver: BodySaver | null = null
   let final: JobSummary
   let unsaved = 0
+  let opened = false
   try {
     final = await followJob(client, id, {
       onState (doc) {
+        if (!opened) flags.onOpen?.(doc)
+        opened = true
         report.state(doc)
-        if (flags.output !== undefined) saver ??= new BodySaver(client, flags.output, doc.total, (message) => report.notice(message))
+        if (flags.output !== undefined) saver ??= new BodySaver(client, flags.output, doc.total, (message) => report.notice(message), signal)
       },
       onResult (item) {
         report.result(item)

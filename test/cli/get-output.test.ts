@@ -1,0 +1,59 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { startSeedSite } from '../helpers/seed.js'
+import { expectExit, lines, runCli, startService } from './helpers.js'
+
+// `trawl get` with -o, --json and -f: where the URLs come from and where the results go.
+
+t.test('-o DIR saves each body under a safe name; the bytes are the ones served', async (t) => {
+  const site = await startSeedSite()
+  t.teardown(site.close)
+  const { base } = await startService(t)
+  const dir = await mkdtemp(join(tmpdir(), 'trawl-cli-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const out = join(dir, 'pages')
+  const run = await runCli(t, ['get', '-s', base, '-o', out, ...site.urls])
+  expectExit(t, run, 0)
+  const files = (await readdir(out)).sort()
+  t.equal(files.length, 15)
+  t.equal(files[0], '000-127.0.0.1-wiki-Portal-Arts.html')
+  t.equal(files[9], '009-127.0.0.1-wiki-Python_-programming_language.html')
+  t.equal(files[12], '012-127.0.0.1-wiki-Node.js.html')
+  for (const [i, name] of files.entries()) {
+    t.ok(/^\d{3}-[A-Za-z0-9._-]+$/.test(name), `${name} is a plain file name`)
+    t.ok((await readFile(join(out, name))).equals(site.bodies[i] as Buffer), `${name}: same bytes as served`)
+  }
+})
+
+t.test('--json prints the final job document with every result, and nothing else', async (t) => {
+  const site = await startSeedSite()
+  t.teardown(site.close)
+  const { base } = await startService(t)
+  const run = await runCli(t, ['get', '-s', base, '--json', '--timeout', '10000', '--max-bytes', '1M', '--no-keep-content', ...site.urls])
+  expectExit(t, run, 0)
+  const doc = JSON.parse(run.stdout)
+  t.equal(doc.state, 'completed')
+  t.same(doc.counts, { pending: 0, running: 0, succeeded: 15, failed: 0, cancelled: 0 })
+  t.equal(doc.results.length, 15)
+  t.same(doc.results.map((r: { index: number }) => r.index), Array.from({ length: 15 }, (_, i) => i), 'in input order')
+  t.match(doc.options, { timeoutMs: 10000, maxBytes: 1048576, keepContent: false }, 'flags became job options')
+  t.equal(doc.results[0].contentUrl, null, 'no content kept')
+})
+
+t.test('-f reads a URL list (comments and blank lines skipped); -f - reads stdin', async (t) => {
+  const site = await startSeedSite()
+  t.teardown(site.close)
+  const { base } = await startService(t)
+  const dir = await mkdtemp(join(tmpdir(), 'trawl-cli-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const list = `# the seed, first three\n\n${site.urls.slice(0, 3).join('\n')}\n   \n# end\n`
+  await writeFile(join(dir, 'urls.txt'), list)
+  const fromFile = await runCli(t, ['get', '-s', base, '-f', join(dir, 'urls.txt'), site.urls[3] as string])
+  expectExit(t, fromFile, 0)
+  t.match(lines(fromFile.stdout).at(-1), /^Downloaded 4 URLs/, 'file and argument URLs together')
+  const fromStdin = await runCli(t, ['get', '-s', base, '-f', '-'], { input: list.replaceAll('\n', '\r\n') })
+  expectExit(t, fromStdin, 0)
+  t.match(lines(fromStdin.stdout).at(-1), /^Downloaded 3 URLs in \S+ s: 3 succeeded, 0 failed$/)
+})
