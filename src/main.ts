@@ -1,10 +1,5 @@
 #!/usr/bin/env node
-import closeWithGrace from 'close-with-grace'
-import { pino } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.js'
-import { loggerOptions } from './logger.js'
-import { ensureRedis, NoRedisError } from './private-redis.js'
-import { startApi, startWorker } from './services.js'
 
 /**
  * The entry point: `trawl api`, `trawl worker` or `trawl all` (API and worker in one process,
@@ -18,7 +13,7 @@ async function main (argv: string[]): Promise<void> {
   if (CLIENT_COMMANDS.has(role)) {
     // The command-line client: it talks to a server over HTTP and needs no config of its own.
     const { runCli } = await import('./cli/index.js')
-    // eslint-disable-next-line n/no-process-env -- the client reads only TRAWL_SERVER (default of --server), not the service's config
+    // eslint-disable-next-line n/no-process-env -- the client reads only TRAWL_SERVER and TRAWL_API_KEY, not the service's config
     process.exitCode = await runCli(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env })
     return
   }
@@ -40,6 +35,10 @@ async function main (argv: string[]): Promise<void> {
     process.exitCode = 2
     return
   }
+  // The server stack loads only for the server roles, so the client starts quickly.
+  const [{ default: closeWithGrace }, { pino }, { loggerOptions }, { ensureRedis, NoRedisError }, { startApi, startWorker }] = await Promise.all([
+    import('close-with-grace'), import('pino'), import('./logger.js'), import('./private-redis.js'), import('./services.js')
+  ])
   const logger = pino(loggerOptions(config))
   const closers: Array<() => Promise<void>> = []
 

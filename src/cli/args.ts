@@ -78,6 +78,7 @@ export function checkUrls (urls: readonly string[]): void {
 export interface GetFlags {
   file?: string
   server: string
+  apiKey?: string
   concurrency?: number
   timeout?: number
   retries?: number

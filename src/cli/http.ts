@@ -19,6 +19,8 @@ export interface ClientOptions {
    * @defaultValue 30000
    */
   requestTimeoutMs?: number
+  /** Sent as `Authorization: Bearer <key>` when the server has API_KEYS. */
+  apiKey?: string | undefined
 }
 
 const MAX_PAGE = 1000
@@ -31,10 +33,12 @@ const MAX_PAGE = 1000
 export class TrawlClient {
   readonly #base: URL
   readonly #timeoutMs: number
+  readonly #auth: Record<string, string>
 
   constructor (server: string | URL, options: ClientOptions = {}) {
     this.#base = new URL(server)
     this.#timeoutMs = options.requestTimeoutMs ?? 30_000
+    this.#auth = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}
   }
 
   get server (): string {
@@ -105,7 +109,7 @@ export class TrawlClient {
     try {
       res = await fetch(url, {
         method,
-        headers: { accept: 'application/json', ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }), ...opts.headers },
+        headers: { accept: 'application/json', ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }), ...this.#auth, ...opts.headers },
         body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
         signal: signals.length > 0 ? AbortSignal.any(signals) : undefined,
         redirect: 'error'

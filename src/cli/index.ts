@@ -36,6 +36,7 @@ export async function runCli (argv: readonly string[], io: Partial<CliIo> & Pick
 
 function buildProgram (io: CliIo, setCode: (code: number) => void): Command {
   const server = () => new Option('-s, --server <url>', 'the trawl server (env TRAWL_SERVER)').default(io.env.TRAWL_SERVER ?? DEFAULT_SERVER)
+  const apiKey = () => new Option('-k, --api-key <key>', 'API key for a server with API_KEYS (env TRAWL_API_KEY)').default(io.env.TRAWL_API_KEY, 'TRAWL_API_KEY')
   const program = new Command('trawl')
     .description('Command-line client of a trawl server: batch downloads as jobs.')
     .exitOverride()
@@ -51,6 +52,7 @@ function buildProgram (io: CliIo, setCode: (code: number) => void): Command {
     .argument('[urls...]', 'http(s) URLs to download')
     .option('-f, --file <path>', 'read URLs from a file, one a line (# comments and blank lines skipped; - is stdin)')
     .addOption(server())
+    .addOption(apiKey())
     .option('-c, --concurrency <n>', 'most fetches of this job in flight at once', integer(1))
     .option('-t, --timeout <ms>', 'deadline of one attempt of one URL, in milliseconds', integer(1))
     .option('-r, --retries <n>', 'extra attempts after a network error, timeout, 408, 429 or 5xx', integer(0))
@@ -65,23 +67,26 @@ function buildProgram (io: CliIo, setCode: (code: number) => void): Command {
     .description('Show a job\'s state and counts.')
     .argument('<id>', 'job id (j_...)')
     .addOption(server())
+    .addOption(apiKey())
     .option('--json', 'print the job document with every result')
-    .action(async (id: string, flags: { server: string, json?: boolean }) => { setCode(await runStatus(id, flags, io)) })
+    .action(async (id: string, flags: { server: string, apiKey?: string, json?: boolean }) => { setCode(await runStatus(id, flags, io)) })
 
   program.command('watch')
     .description('Follow an existing job to its end, like get does; Ctrl-C stops watching, not the job.')
     .argument('<id>', 'job id (j_...)')
     .addOption(server())
+    .addOption(apiKey())
     .option('-o, --output <dir>', 'save each downloaded body into this directory')
     .option('--json', 'print the final job document (every result) instead of lines')
-    .action(async (id: string, flags: { server: string, json?: boolean, output?: string }) => { setCode(await runWatch(id, flags, io)) })
+    .action(async (id: string, flags: { server: string, apiKey?: string, json?: boolean, output?: string }) => { setCode(await runWatch(id, flags, io)) })
 
   program.command('cancel')
     .description('Cancel a job: pending URLs are dropped, fetches in flight aborted.')
     .argument('<id>', 'job id (j_...)')
     .addOption(server())
+    .addOption(apiKey())
     .option('--json', 'print the job document (without results)')
-    .action(async (id: string, flags: { server: string, json?: boolean }) => { setCode(await runCancel(id, flags, io)) })
+    .action(async (id: string, flags: { server: string, apiKey?: string, json?: boolean }) => { setCode(await runCancel(id, flags, io)) })
 
   return program
 }

@@ -55,6 +55,7 @@ export function createEventHub (reader: Redis, control: Redis, logger: Logger): 
   }
 
   async function loop () {
+    // eslint-disable-next-line no-unmodified-loop-condition -- close() sets it while the loop awaits
     while (!closed) {
       if (watched.size === 0) {
         await new Promise<void>((resolve) => { wake = resolve })

@@ -240,8 +240,8 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
   /** The callback body: the first call fixes it, later calls (retries) get the same bytes. */
   async function callbackBody (id: string, body: string): Promise<string> {
     const key = keysOf(id).callbackBody
-    const [[, , ], [err, fixed]] = await redis.multi().set(key, body, 'PX', ttlMs, 'NX').get(key).exec() as [[Error | null, unknown], [Error | null, string | null]]
-    if (err) throw err
+    const [[setErr], [err, fixed]] = await redis.multi().set(key, body, 'PX', ttlMs, 'NX').get(key).exec() as [[Error | null, unknown], [Error | null, string | null]]
+    if (setErr ?? err) throw (setErr ?? err)
     return fixed ?? body
   }
 

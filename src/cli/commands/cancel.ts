@@ -8,8 +8,8 @@ import type { CliIo } from '../io.js'
 const NOTHING_TO_CANCEL = new Set(['JOB_FINISHED', 'JOB_NOT_FOUND'])
 
 /** `trawl cancel ID`: like `future.cancel()`; exit 1 when the job had finished or does not exist. */
-export async function runCancel (id: string, flags: { server: string, json?: boolean }, io: CliIo): Promise<number> {
-  const client = new TrawlClient(serverUrl(flags.server))
+export async function runCancel (id: string, flags: { server: string, apiKey?: string, json?: boolean }, io: CliIo): Promise<number> {
+  const client = new TrawlClient(serverUrl(flags.server), { apiKey: flags.apiKey })
   try {
     const job = await client.cancel(id)
     const { results: _results, page: _page, ...summary } = job

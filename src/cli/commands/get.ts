@@ -18,7 +18,7 @@ export async function runGet (args: string[], flags: GetFlags, io: CliIo): Promi
   if (flags.output !== undefined && !flags.keepContent) {
     throw new UsageError('-o saves the bodies the server kept; it cannot go with --no-keep-content')
   }
-  const client = new TrawlClient(serverUrl(flags.server))
+  const client = new TrawlClient(serverUrl(flags.server), { apiKey: flags.apiKey })
   if (flags.output !== undefined) {
     await BodySaver.prepare(flags.output).catch((err: unknown) => {
       throw new UsageError(`cannot create ${flags.output}: ${err instanceof Error ? err.message : String(err)}`)

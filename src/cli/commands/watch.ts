@@ -11,8 +11,8 @@ import { showJob, type ShowFlags } from './show-job.js'
  * `trawl watch ID`: follow a job someone else submitted, like `get` does, from its first event.
  * Ctrl-C only stops watching (exit 130); the job goes on. `trawl cancel` is for ending it.
  */
-export async function runWatch (id: string, flags: ShowFlags & { server: string }, io: CliIo): Promise<number> {
-  const client = new TrawlClient(serverUrl(flags.server))
+export async function runWatch (id: string, flags: ShowFlags & { server: string, apiKey?: string }, io: CliIo): Promise<number> {
+  const client = new TrawlClient(serverUrl(flags.server), { apiKey: flags.apiKey })
   if (flags.output !== undefined) await BodySaver.prepare(flags.output)
   const interrupts = listenForInterrupts(io.signals)
   try {
