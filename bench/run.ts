@@ -1,0 +1,577 @@
+/**
+ * `npm run bench`: trawl against a bare undici loop on the same local URLs.
+ *
+ *   npm run bench                      every workload (about 2-3 minutes)
+ *   npm run bench -- --only=seed,c50   some workloads, by id (seed b50 b200 c50 c200 d post rss)
+ *                                      or by group letter (a b c d e f); the diagnostic workloads
+ *                                      c50-nokeep and d-nokeep (keepContent:false) run only when named
+ *   npm run bench -- --quick           smoke run: one run each, smaller batches
+ *   npm run bench -- --runs=7          measured runs per workload (default 5; 9 for post, 3 for rss)
+ *   npm run bench -- --prof            trawl child runs with --cpu-prof (profiles in /tmp; read
+ *                                      them with bench/prof-summary.ts)
+ *   npm run bench -- --env=LANE_SLICE_MS=5000   extra environment for the trawl child
+ *   npm run bench -- --json=out.json   also write every figure as JSON
+ *   npm run bench -- --variant=conns   run bench/variant-main.ts instead of src/main.ts, to measure
+ *                                      a change proposed for src/ (see that file)
+ *   npm run bench -- --ab=conns        A/B: src/main.ts and the variant side by side, runs rotating
+ *                                      between trawl, variant and bare (--ab=none: no code change)
+ *   npm run bench -- --ab=none --ab-env=LANE_SLICE_MS=600000   A/B on the variant's environment
+ *
+ * Everything runs on 127.0.0.1: a forked target server (bench/target-server.ts), trawl as a child
+ * process (`node --import tsx src/main.ts all`, its own REDIS_PREFIX, one process per
+ * WORKER_CONCURRENCY), and the bare loop in this process. Runs rotate their order; medians,
+ * ratios trawl/bare, CPU per URL and the trawl process's peak RSS are printed, with PASS/MISS
+ * against the goals.
+ */
+import { randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import type { Redis } from 'ioredis'
+import { jobKeys, keyList } from '../src/jobs/keys.js'
+import { bareAgent, bareLoop } from './lib/bare.js'
+import { CpuMeter } from './lib/cpu.js'
+import { cleanupAll, installExitHandlers, onCleanup } from './lib/procs.js'
+import { benchRedis, removePrefix } from './lib/redis-clean.js'
+import { mb, median, ms, rate, ratio } from './lib/stats.js'
+import { startTarget, type Target, type TargetStats } from './lib/target.js'
+import { startTrawl, type TrawlProcess } from './lib/trawl.js'
+
+interface Workload {
+  id: string
+  group: string
+  title: string
+  kind: 'fetch' | 'post'
+  count: number
+  size: number
+  latencyMs: number
+  /** The job's options.concurrency, and the bare loop's. */
+  concurrency: number
+  /** WORKER_CONCURRENCY of the trawl process that runs it. */
+  workerConcurrency: number
+  keepContent: boolean
+  maxBytes?: number
+  timeoutMs?: number
+  runs: number
+  warmupCount: number
+  goal?: Goal
+  /** Diagnostic workload: runs only when --only names it. */
+  optIn?: boolean
+}
+
+interface Goal {
+  text: string
+  /** The figure compared, formatted, and whether it passes. */
+  check (s: SideResult, bare: SideResult): { value: string, pass: boolean }
+}
+
+/** The runs of one side (trawl, a variant of it, or the bare loop) on one workload. */
+interface SideResult {
+  name: string
+  ms: number[]
+  /** trawl sides: POST answer time and the job's own createdAt -> finishedAt. */
+  postMs: number[]
+  jobMs: number[]
+  /** trawl sides: peak RSS of the trawl process per run. */
+  peakRss: number[]
+  /** Most requests the target answered at once, per run. */
+  maxInFlight: number[]
+  /**
+   * Per run, from the target's clock: start -> first request (`startup`), first request -> last
+   * response (`active`), last response -> the side saw the end (`tail`).
+   */
+  phases: { startup: number[], active: number[], tail: number[] }
+  /** CPU ms per run of the side's own process, and of redis-server and the target meanwhile. */
+  cpu: Array<Record<string, number>>
+  failures: number
+  median: {
+    ms: number
+    post: number
+    job: number
+    /** CPU µs per URL: the side's process, and redis-server. */
+    cpuPerUrl: number
+    redisCpuPerUrl: number
+    /** median(ms) / median(bare ms); and the median of the per-round ratios. */
+    ratio: number
+    roundRatio: number
+  }
+  goal?: { text: string, value: string, pass: boolean }
+}
+
+interface WorkloadResult {
+  id: string
+  title: string
+  count: number
+  concurrency: number
+  idleRss: number
+  logLines: number
+  sides: SideResult[]
+}
+
+const KB = 1000
+const MB = 1000 * 1000
+
+const { values: args } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    prof: { type: 'boolean', default: false },
+    env: { type: 'string', multiple: true, default: [] },
+    json: { type: 'string' },
+    variant: { type: 'string' },
+    ab: { type: 'string' },
+    'ab-env': { type: 'string', multiple: true, default: [] }
+  },
+  strict: true
+})
+
+const quick = args.quick === true
+const runsOverride = args.runs === undefined ? undefined : Number(args.runs)
+const scale = (n: number, quickN: number): number => (quick ? Math.min(n, quickN) : n)
+const runs = (n: number, quickN = 1): number => runsOverride ?? (quick ? quickN : n)
+const sizeText = (bytes: number): string => (bytes >= MB ? `${bytes / MB} MB` : `${bytes / KB} KB`)
+
+function fetchWorkload (w: Omit<Workload, 'title' | 'kind'> & { note?: string }): Workload {
+  const { note, ...rest } = w
+  return {
+    ...rest,
+    kind: 'fetch',
+    title: `${w.count.toLocaleString('en-US')} x ${sizeText(w.size)}, ${w.latencyMs} ms, c=${w.concurrency}${note ?? ''}`
+  }
+}
+
+const ratioGoal = (limit: number, text: string): Goal => ({
+  text,
+  check: (s) => ({ value: ratio(s.median.ratio), pass: s.median.ratio <= limit })
+})
+
+const WORKLOADS: Workload[] = [
+  fetchWorkload({ id: 'seed', group: 'a', count: 15, size: 150 * KB, latencyMs: 0, concurrency: 5, workerConcurrency: 5, keepContent: true, runs: runs(5), warmupCount: 15, note: ' (the seed)' }),
+  fetchWorkload({ id: 'b50', group: 'b', count: scale(1000, 200), size: 20 * KB, latencyMs: 0, concurrency: 50, workerConcurrency: 50, keepContent: true, runs: runs(5), warmupCount: 1000 }),
+  fetchWorkload({
+    id: 'c50',
+    group: 'c',
+    count: scale(1000, 200),
+    size: 20 * KB,
+    latencyMs: 50,
+    concurrency: 50,
+    workerConcurrency: 50,
+    keepContent: true,
+    runs: runs(5),
+    warmupCount: 1000,
+    goal: ratioGoal(1.15, 'trawl/bare <= 1.15')
+  }),
+  fetchWorkload({
+    id: 'd',
+    group: 'd',
+    count: scale(10_000, 2000),
+    size: 2 * KB,
+    latencyMs: 0,
+    concurrency: 50,
+    workerConcurrency: 50,
+    keepContent: true,
+    runs: runs(5),
+    warmupCount: 2000,
+    goal: ratioGoal(2, 'trawl >= 0.5 x bare throughput, i.e. trawl/bare <= 2.00')
+  }),
+  {
+    id: 'post',
+    group: 'e',
+    title: `POST /jobs of ${scale(10_000, 2000).toLocaleString('en-US')} URLs`,
+    kind: 'post',
+    count: scale(10_000, 2000),
+    size: 2 * KB,
+    latencyMs: 0,
+    concurrency: 50,
+    workerConcurrency: 50,
+    keepContent: true,
+    runs: runs(9, 2),
+    warmupCount: 1,
+    goal: { text: 'POST answered < 300 ms (median)', check: (s) => ({ value: ms(s.median.post), pass: s.median.post < 300 }) }
+  },
+  fetchWorkload({
+    id: 'rss',
+    group: 'f',
+    count: scale(100, 20),
+    size: 20 * MB,
+    latencyMs: 0,
+    concurrency: 50,
+    workerConcurrency: 50,
+    keepContent: false,
+    maxBytes: 25 * MB,
+    timeoutMs: 120_000,
+    runs: runs(3),
+    warmupCount: 10,
+    note: ', keepContent:false',
+    goal: {
+      text: 'worker peak RSS < 300 MB',
+      check: (s) => { const peak = Math.max(...s.peakRss); return { value: mb(peak), pass: peak < 300 * MB } }
+    }
+  }),
+  fetchWorkload({ id: 'c50-nokeep', group: 'c50-nokeep', count: scale(1000, 200), size: 20 * KB, latencyMs: 50, concurrency: 50, workerConcurrency: 50, keepContent: false, runs: runs(5), warmupCount: 1000, note: ', keepContent:false', optIn: true }),
+  fetchWorkload({ id: 'd-nokeep', group: 'd-nokeep', count: scale(10_000, 2000), size: 2 * KB, latencyMs: 0, concurrency: 50, workerConcurrency: 50, keepContent: false, runs: runs(5), warmupCount: 2000, note: ', keepContent:false', optIn: true }),
+  fetchWorkload({ id: 'b200', group: 'b', count: scale(1000, 400), size: 20 * KB, latencyMs: 0, concurrency: 200, workerConcurrency: 200, keepContent: true, runs: runs(5), warmupCount: 1000 }),
+  fetchWorkload({
+    id: 'c200',
+    group: 'c',
+    count: scale(1000, 400),
+    size: 20 * KB,
+    latencyMs: 50,
+    concurrency: 200,
+    workerConcurrency: 200,
+    keepContent: true,
+    runs: runs(5),
+    warmupCount: 1000,
+    goal: ratioGoal(1.25, 'trawl/bare <= 1.25')
+  })
+]
+
+const log = (line: string): void => { process.stdout.write(line + '\n') }
+const sleep = (millis: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, millis))
+const us = (x: number): string => `${x.toFixed(0)} µs`
+
+function selected (): Workload[] {
+  if (args.only === undefined) return WORKLOADS.filter((w) => w.optIn !== true)
+  const wanted = new Set(args.only.split(',').map((s) => s.trim()).filter(Boolean))
+  const known = new Set(WORKLOADS.flatMap((w) => [w.id, w.group]))
+  for (const w of wanted) if (!known.has(w)) throw new Error(`--only: unknown workload ${w} (known: ${[...known].join(' ')})`)
+  return WORKLOADS.filter((w) => wanted.has(w.id) || (w.optIn !== true && wanted.has(w.group)))
+}
+
+function extraEnv (pairs: string[] = args.env ?? []): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=')
+    if (eq <= 0) throw new Error(`--env wants KEY=VALUE, not ${pair}`)
+    env[pair.slice(0, eq)] = pair.slice(eq + 1)
+  }
+  return env
+}
+
+/** A trawl process under test: `trawl` (src/main.ts, or the --variant) and, with --ab, the variant. */
+interface Contender {
+  name: string
+  proc: TrawlProcess
+  idleRss: number
+}
+
+async function main (): Promise<void> {
+  installExitHandlers()
+  if (args.variant !== undefined && args.ab !== undefined) throw new Error('--variant and --ab do not go together')
+  const started = performance.now()
+  const workloads = selected()
+  const runId = randomBytes(3).toString('hex')
+  const redis = benchRedis()
+  const prefixes: string[] = []
+  onCleanup(async () => {
+    let removed = 0
+    for (const prefix of prefixes) removed += await removePrefix(redis, prefix)
+    log(`\ncleanup: removed ${removed} Redis keys under ${prefixes.join(', ') || '(none)'}`)
+    redis.disconnect()
+  })
+  const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1] ?? NaN)
+  const target = await startTarget()
+  onCleanup(target.close)
+  const profDir = join(tmpdir(), `trawl-bench-prof-${runId}`)
+  const env = extraEnv()
+
+  const mode = args.variant !== undefined ? ` (VARIANT ${args.variant}: bench/variant-main.ts)` : args.ab !== undefined ? ` (A/B: src/main.ts vs variant ${args.ab})` : ''
+  log(`trawl bench${quick ? ' (--quick: smoke figures, not comparable)' : ''}${mode}: node ${process.version}, target ${target.origin} (pid ${target.pid})` +
+    (Object.keys(env).length > 0 ? `, trawl env ${JSON.stringify(env)}` : ''))
+
+  async function contender (name: string, prefix: string, workerConcurrency: number, variant: string | undefined, ownEnv: Record<string, string> = {}): Promise<Contender> {
+    prefixes.push(prefix)
+    const t0 = performance.now()
+    const proc = await startTrawl({
+      prefix,
+      workerConcurrency,
+      env: { ...env, ...ownEnv, ...(variant === undefined ? {} : { BENCH_VARIANT: variant === 'none' ? '' : variant }) },
+      ...(variant === undefined ? {} : { entry: 'bench/variant-main.ts' }),
+      ...(args.prof === true ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {})
+    })
+    onCleanup(proc.stop)
+    await sleep(300)
+    const idleRss = proc.rss.current()
+    log(`\n${name}: ${variant === undefined ? 'src/main.ts' : `bench/variant-main.ts (${variant})`} all${Object.keys(ownEnv).length > 0 ? ` with ${JSON.stringify(ownEnv)}` : ''}, pid ${proc.pid}, WORKER_CONCURRENCY=${workerConcurrency}, REDIS_PREFIX=${prefix}; ready in ${ms(performance.now() - t0)}, idle RSS ${mb(idleRss)}`)
+    return { name, proc, idleRss }
+  }
+
+  const results: WorkloadResult[] = []
+  const groups = [...new Set(workloads.map((w) => w.workerConcurrency))]
+  for (const workerConcurrency of groups) {
+    const contenders = [await contender('trawl', `bench-${runId}-w${workerConcurrency}`, workerConcurrency, args.variant)]
+    if (args.ab !== undefined) contenders.push(await contender('variant', `bench-${runId}-w${workerConcurrency}-v`, workerConcurrency, args.ab, extraEnv(args['ab-env'])))
+    for (const w of workloads.filter((x) => x.workerConcurrency === workerConcurrency)) {
+      const r = w.kind === 'post'
+        ? await runPost(w, contenders, target, redis)
+        : await runFetch(w, contenders, target, redis, redisPid)
+      results.push(r)
+      printResult(r)
+    }
+    for (const c of contenders) await c.proc.stop()
+  }
+  summary(results)
+  if (args.prof === true) log(`\nCPU profiles of the trawl processes: ${profDir}`)
+  if (args.json !== undefined) {
+    writeFileSync(args.json, JSON.stringify({ quick, variant: args.variant ?? null, ab: args.ab ?? null, node: process.version, results }, null, 2))
+  }
+  log(`\ntotal bench time ${ms(performance.now() - started)}`)
+}
+
+function bodyOf (w: Workload, urls: readonly string[]): string {
+  const options: Record<string, unknown> = { concurrency: w.concurrency, keepContent: w.keepContent }
+  if (w.maxBytes !== undefined) options.maxBytes = w.maxBytes
+  if (w.timeoutMs !== undefined) options.timeoutMs = w.timeoutMs
+  return JSON.stringify({ urls, options })
+}
+
+async function dropJob (redis: Redis, prefix: string, id: string): Promise<void> {
+  await redis.unlink(...keyList(jobKeys(prefix, id)))
+}
+
+function emptySide (name: string): SideResult {
+  return {
+    name,
+    ms: [],
+    postMs: [],
+    jobMs: [],
+    peakRss: [],
+    maxInFlight: [],
+    phases: { startup: [], active: [], tail: [] },
+    cpu: [],
+    failures: 0,
+    median: { ms: NaN, post: NaN, job: NaN, cpuPerUrl: NaN, redisCpuPerUrl: NaN, ratio: NaN, roundRatio: NaN }
+  }
+}
+
+async function runFetch (w: Workload, contenders: Contender[], target: Target, redis: Redis, redisPid: number): Promise<WorkloadResult> {
+  const logBefore = contenders.map((c) => c.proc.warnings().count)
+  const urls = Array.from({ length: w.count }, (_, i) => target.url(w.size, w.latencyMs, i))
+  const body = bodyOf(w, urls)
+  const warmUrls = urls.slice(0, Math.min(w.warmupCount, urls.length))
+  const agent = bareAgent(w.concurrency)
+  const bare = emptySide('bare')
+  const sides = new Map<string, SideResult>(contenders.map((c) => [c.name, emptySide(c.name)]))
+
+  type Step = { name: string, go: (round: number) => Promise<number> }
+  const steps: Step[] = contenders.map((c) => ({
+    name: c.name,
+    go: async (round) => {
+      const side = sides.get(c.name) as SideResult
+      const meter = new CpuMeter({ self: c.proc.pid, redis: redisPid, target: target.pid })
+      await target.stats(true)
+      c.proc.rss.reset()
+      meter.start()
+      const wall0 = performance.timeOrigin + performance.now()
+      const t = await c.proc.run(body)
+      side.cpu.push(meter.stop())
+      side.peakRss.push(c.proc.rss.peak())
+      const st = await target.stats()
+      side.maxInFlight.push(st.maxInFlight)
+      recordPhases(side, wall0, t.ms, st)
+      side.ms.push(t.ms)
+      side.postMs.push(t.postMs)
+      side.jobMs.push(t.jobMs)
+      const counts = t.doc.counts
+      if (t.doc.state !== 'completed' || counts.succeeded !== w.count) {
+        side.failures++
+        log(`  ! ${c.name} run ${round + 1}: state ${t.doc.state}, counts ${JSON.stringify(counts)}`)
+      }
+      await dropJob(redis, c.proc.prefix, t.doc.id)
+      return t.ms
+    }
+  }))
+  steps.push({
+    name: 'bare',
+    go: async (round) => {
+      const meter = new CpuMeter({ redis: redisPid, target: target.pid })
+      await target.stats(true)
+      meter.start()
+      const wall0 = performance.timeOrigin + performance.now()
+      const b = await bareLoop(agent, urls, w.concurrency, w.keepContent)
+      const cpu = meter.stop()
+      bare.cpu.push({ ...cpu, self: cpu.bench ?? NaN })
+      const st = await target.stats()
+      bare.maxInFlight.push(st.maxInFlight)
+      recordPhases(bare, wall0, b.ms, st)
+      bare.ms.push(b.ms)
+      if (b.failures > 0) {
+        bare.failures++
+        log(`  ! bare run ${round + 1}: ${b.failures} failures`)
+      }
+      return b.ms
+    }
+  })
+
+  try {
+    // Warm-up, not measured: JIT, connections and Redis scripts, on every side.
+    for (const c of contenders) {
+      const warm = await c.proc.run(bodyOf(w, warmUrls))
+      await dropJob(redis, c.proc.prefix, warm.doc.id)
+    }
+    await bareLoop(agent, warmUrls, w.concurrency, w.keepContent)
+
+    const roundRatios = new Map<string, number[]>()
+    for (let round = 0; round < w.runs; round++) {
+      const order = steps.map((_, i) => steps[(i + round) % steps.length] as Step)
+      const took: Record<string, number> = {}
+      for (const step of order) took[step.name] = await step.go(round)
+      const parts = order.map((s) => {
+        const side = s.name === 'bare' ? bare : sides.get(s.name) as SideResult
+        // With no latency the target answers at once, so requests in flight only show with latency.
+        const inFlight = w.latencyMs > 0 ? `${side.maxInFlight.at(-1)} in flight` : ''
+        const extra = s.name === 'bare'
+          ? inFlight
+          : [`POST ${ms(side.postMs.at(-1) ?? NaN)}`, `RSS ${mb(side.peakRss.at(-1) ?? NaN)}`, inFlight].filter(Boolean).join(', ')
+        return `${s.name} ${ms(took[s.name] ?? NaN)}${extra === '' ? '' : ` (${extra})`}`
+      })
+      for (const c of contenders) {
+        const x = (took[c.name] ?? NaN) / (took.bare ?? NaN)
+        const list = roundRatios.get(c.name) ?? []
+        list.push(x)
+        roundRatios.set(c.name, list)
+      }
+      log(`  ${w.id} ${round + 1}/${w.runs}: ${parts.join('; ')}; ${contenders.map((c) => `${c.name}/bare ${ratio(roundRatios.get(c.name)?.at(-1) ?? NaN)}`).join(', ')}`)
+    }
+    finishSide(w, bare, bare, [])
+    for (const c of contenders) finishSide(w, sides.get(c.name) as SideResult, bare, roundRatios.get(c.name) ?? [])
+  } finally {
+    await agent.close()
+  }
+  return {
+    id: w.id,
+    title: w.title,
+    count: w.count,
+    concurrency: w.concurrency,
+    idleRss: contenders[0]?.idleRss ?? NaN,
+    logLines: logLines(contenders, logBefore),
+    sides: [...sides.values(), bare]
+  }
+}
+
+async function runPost (w: Workload, contenders: Contender[], target: Target, redis: Redis): Promise<WorkloadResult> {
+  const logBefore = contenders.map((c) => c.proc.warnings().count)
+  const urls = Array.from({ length: w.count }, (_, i) => target.url(w.size, w.latencyMs, i))
+  const body = bodyOf(w, urls)
+  log(`  request body ${(Buffer.byteLength(body) / 1000).toFixed(0)} KB`)
+  const sides = contenders.map((c) => emptySide(c.name))
+  for (let round = -w.warmupCount; round < w.runs; round++) {
+    const parts: string[] = []
+    for (let i = 0; i < contenders.length; i++) {
+      const c = contenders[(i + Math.max(round, 0)) % contenders.length] as Contender
+      const side = sides[contenders.indexOf(c)] as SideResult
+      c.proc.rss.reset()
+      const { id, postMs } = await c.proc.submit(body)
+      // Only the answer to the POST is measured: cancel, let the lanes see it and end.
+      await c.proc.cancel(id)
+      await c.proc.waitFinal(id)
+      await sleep(300)
+      await dropJob(redis, c.proc.prefix, id)
+      if (round < 0) continue
+      side.postMs.push(postMs)
+      side.peakRss.push(c.proc.rss.peak())
+      parts.push(`${c.name} ${ms(postMs)}`)
+    }
+    if (round >= 0) log(`  post ${round + 1}/${w.runs}: ${parts.join(', ')}`)
+  }
+  for (const side of sides) finishSide(w, side, null, [])
+  return {
+    id: w.id,
+    title: w.title,
+    count: w.count,
+    concurrency: w.concurrency,
+    idleRss: contenders[0]?.idleRss ?? NaN,
+    logLines: logLines(contenders, logBefore),
+    sides
+  }
+}
+
+function recordPhases (side: SideResult, wall0: number, took: number, st: TargetStats): void {
+  side.phases.startup.push(st.firstAt - wall0)
+  side.phases.active.push(st.lastAt - st.firstAt)
+  side.phases.tail.push(wall0 + took - st.lastAt)
+}
+
+function logLines (contenders: Contender[], before: number[]): number {
+  let lines = 0
+  contenders.forEach((c, i) => {
+    if (c.proc.waitDrops() > 0) log(`  ${c.name}: ${c.proc.waitDrops()} GET ?wait=60 polls so far were closed by the server before an answer (asked again)`)
+    const now = c.proc.warnings()
+    const n = now.count - (before[i] ?? 0)
+    if (n > 0) log(`  ${c.name} logged ${n} lines at warn level or above; last:\n    ${now.last.join('\n    ')}`)
+    lines += n
+  })
+  return lines
+}
+
+function finishSide (w: Workload, side: SideResult, bare: SideResult | null, roundRatios: number[]): void {
+  const perUrl = (key: string): number => median(side.cpu.map((c) => ((c[key] ?? NaN) * 1000) / w.count))
+  side.median = {
+    ms: median(side.ms),
+    post: median(side.postMs),
+    job: median(side.jobMs),
+    cpuPerUrl: perUrl('self'),
+    redisCpuPerUrl: perUrl('redis'),
+    ratio: bare === null ? NaN : median(side.ms) / median(bare.ms),
+    roundRatio: median(roundRatios)
+  }
+  if (w.goal !== undefined && side.name !== 'bare') side.goal = { text: w.goal.text, ...w.goal.check(side, bare ?? side) }
+}
+
+function goalText (s: SideResult): string {
+  return s.goal === undefined ? '' : `  [${s.goal.pass ? 'PASS' : 'MISS'}: ${s.goal.text}; got ${s.goal.value}]`
+}
+
+function printResult (r: WorkloadResult): void {
+  for (const s of r.sides) {
+    if (s.name === 'bare') continue
+    const peak = s.peakRss.length > 0 ? Math.max(...s.peakRss) : NaN
+    if (s.ms.length === 0) {
+      log(`= ${r.title} [${s.name}]: POST median ${ms(s.median.post)} (runs ${s.postMs.map(ms).join(', ')})${goalText(s)}`)
+      continue
+    }
+    const bare = r.sides.find((x) => x.name === 'bare') as SideResult
+    log(`= ${r.title} [${s.name}]: ${ms(s.median.ms)} (${rate(r.count, s.median.ms)}), bare ${ms(bare.median.ms)} (${rate(r.count, bare.median.ms)}), ` +
+      `${s.name}/bare ${ratio(s.median.ratio)} (median of rounds ${ratio(s.median.roundRatio)}), peak RSS ${mb(peak)}${goalText(s)}`)
+    log(`  CPU per URL (median): ${s.name} process ${us(s.median.cpuPerUrl)} + redis-server ${us(s.median.redisCpuPerUrl)}; bare loop ${us(bare.median.cpuPerUrl)}`)
+    const ph = (x: SideResult): string => `start ${ms(median(x.phases.startup))}, fetching ${ms(median(x.phases.active))}, end seen ${ms(median(x.phases.tail))}`
+    log(`  phases (median, target's clock): ${s.name} ${ph(s)}; bare ${ph(bare)}`)
+  }
+}
+
+function summary (results: WorkloadResult[]): void {
+  log('\nSummary (medians)')
+  const rows = [['workload', 'side', 'time', 'bare', 'side/bare', 'URLs/s', 'bare URLs/s', 'CPU/URL', '+redis', 'bare CPU/URL', 'POST', 'peak RSS', 'goal']]
+  for (const r of results) {
+    const bare = r.sides.find((x) => x.name === 'bare')
+    for (const s of r.sides) {
+      if (s.name === 'bare') continue
+      const fetch = s.ms.length > 0 && bare !== undefined
+      rows.push([
+        r.title,
+        s.name,
+        fetch ? ms(s.median.ms) : '-',
+        fetch ? ms(bare.median.ms) : '-',
+        fetch ? ratio(s.median.ratio) : '-',
+        fetch ? rate(r.count, s.median.ms) : '-',
+        fetch ? rate(r.count, bare.median.ms) : '-',
+        fetch ? us(s.median.cpuPerUrl) : '-',
+        fetch ? us(s.median.redisCpuPerUrl) : '-',
+        fetch ? us(bare.median.cpuPerUrl) : '-',
+        ms(s.median.post),
+        s.peakRss.length > 0 ? mb(Math.max(...s.peakRss)) : '-',
+        s.goal === undefined ? '' : `${s.goal.pass ? 'PASS' : 'MISS'} (${s.goal.text}: ${s.goal.value})`
+      ])
+    }
+  }
+  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((row) => (row[c] ?? '').length))) ?? []
+  for (const row of rows) log(row.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join('  ').trimEnd())
+}
+
+main().then(() => cleanupAll(), async (err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+  process.exitCode = 1
+  await cleanupAll()
+})
