@@ -163,7 +163,7 @@ async function main (): Promise<void> {
     async function trawlLane (job: Job, s: typeof trawlStore): Promise<unknown> {
       return runLane(job.data as LaneData, {
         step: s.step,
-        options: s.options,
+        laneContext: s.laneContext,
         fetch: async (url): Promise<PageResult> => {
           const r = await work(processor, url)
           return { ok: true, status: r.status, finalUrl: url, contentType: 'text/html', bytes: r.bytes, body: null, error: null, attempts: 1, durationMs: 1 }
@@ -200,7 +200,7 @@ async function main (): Promise<void> {
       jobs = Math.min(C, urls.length)
       await queue.addBulk(Array.from({ length: jobs }, (_, lane) => ({ name: 'lane', data: { lane }, opts })))
     } else {
-      await trawlStore.create({ id: jobId, urls: [...urls], options: { ...DEFAULT_OPTIONS, concurrency: C, keepContent: false }, now: Date.now() })
+      await trawlStore.create({ id: jobId, tenant: 'bench', urls: [...urls], options: { ...DEFAULT_OPTIONS, concurrency: C, keepContent: false }, now: Date.now() })
       jobs = Math.min(C, urls.length)
       await queue.addBulk(Array.from({ length: jobs }, (_, lane) => ({ name: 'lane', data: { jobId, lane }, opts })))
     }

@@ -32,9 +32,12 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger,
     // Room for MAX_URLS_PER_JOB URLs of the longest allowed length, and not much more.
     bodyLimit: Math.max(1_048_576, config.MAX_URLS_PER_JOB * 2100 + 65_536),
-    // `wait` may hold a request for 60 s; nothing else should take near that long.
-    requestTimeout: 75_000,
-    connectionTimeout: 10_000,
+    // Receiving a request (headers and body) may take this long: a slow client cannot hold a
+    // socket with a request it never finishes.
+    requestTimeout: 30_000,
+    // No inactivity timeout on the socket: `wait` holds an answer for up to 60 s and an event
+    // stream can be quiet for 15 s between heartbeats; both are answers in progress, not idling.
+    connectionTimeout: 0,
     keepAliveTimeout: 5_000,
     // Requests that arrive while closing are still answered (as problems, like any other).
     return503OnClosing: false,

@@ -86,8 +86,11 @@ export function createEventHub (reader: Redis, control: Redis, logger: Logger): 
         const last = entries[entries.length - 1]
         if (!w || !last) continue
         if (compareIds(last[0], w.cursor) > 0) w.cursor = last[0]
+        const first = entries[0] as StreamEntry
         for (const sub of w.subs) {
-          const fresh = entries.filter(([id]) => compareIds(id, sub.after) > 0)
+          // Usually every client of a stream is at the same place: they all get the same array,
+          // which lets the caller render a batch once for all of them.
+          const fresh = compareIds(first[0], sub.after) > 0 ? entries : entries.filter(([id]) => compareIds(id, sub.after) > 0)
           const newest = fresh[fresh.length - 1]
           if (!newest) continue
           sub.after = newest[0]

@@ -32,6 +32,11 @@ export function jobKeys (prefix: string, id: string): JobKeys {
   }
 }
 
+/** Every key of one job, e.g. to delete them. */
+export function keyList (keys: JobKeys): string[] {
+  return [keys.meta, keys.urls, keys.results, keys.content, keys.held, keys.events, keys.callbackBody]
+}
+
 /** string: how many URLs the tenant has accepted and not yet finished, across its jobs */
 export function tenantPendingKey (prefix: string, tenant: string): string {
   return `${prefix}:tenant:${tenant}:pending`

@@ -3,10 +3,48 @@ import { z } from 'zod'
 import { JobNotFoundError, ValidationFailedError } from '../errors.js'
 import type { EventHub, StreamEntry } from '../events/hub.js'
 import { JOB_ID_PATTERN } from '../jobs/schemas.js'
-import { parseEvent, type JobEvent, type JobStore } from '../jobs/store.js'
+import { parseEvent, type JobStore } from '../jobs/store.js'
 import { problemSchema } from './problem-schema.js'
 
 const EVENT_ID = /^\d{1,20}-\d{1,20}$/
+
+function sseText (id: string, event: string, json: string): string {
+  return `id: ${id}\nevent: ${event}\ndata: ${json}\n\n`
+}
+
+// Live entries are the same objects for every client of a job, so each is parsed and
+// serialised once per process rather than once per client.
+const renderedEntries = new WeakMap<StreamEntry, { text: string, final: boolean }>()
+function rendered (jobId: string, entry: StreamEntry): { text: string, final: boolean } {
+  let r = renderedEntries.get(entry)
+  if (r === undefined) {
+    const event = parseEvent(jobId, entry[0], entry[1])
+    r = { text: sseText(event.id, event.event, JSON.stringify(event.data)), final: event.final }
+    renderedEntries.set(entry, r)
+  }
+  return r
+}
+
+// A batch the hub hands to every client of a stream is one array: its text is built once.
+const renderedBatches = new WeakMap<StreamEntry[], { text: string, final: boolean }>()
+function renderedBatch (jobId: string, entries: StreamEntry[]): { text: string, final: boolean } {
+  let b = renderedBatches.get(entries)
+  if (b === undefined) {
+    let text = ''
+    let final = false
+    for (const entry of entries) {
+      const r = rendered(jobId, entry)
+      text += r.text
+      if (r.final) {
+        final = true
+        break
+      }
+    }
+    b = { text, final }
+    renderedBatches.set(entries, b)
+  }
+  return b
+}
 // What a client waits before reconnecting, sent once at the start of each stream.
 const RETRY_MS = 2000
 
@@ -53,11 +91,11 @@ export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: Event
       open.delete(end)
       unsubscribe?.()
     })
-    // Sends one event; false once the stream is over (final state sent or client gone).
-    const send = async (event: JobEvent): Promise<boolean> => {
+    // Writes events as SSE text; false once the stream is over (final state sent or client gone).
+    const write = (text: string, final: boolean): boolean => {
       if (ended) return false
-      await reply.sse.send({ id: event.id, event: event.event, data: event.data })
-      if (event.final) {
+      reply.raw.write(text)
+      if (final) {
         ended = true
         unsubscribe?.()
         reply.sse.close()
@@ -68,29 +106,21 @@ export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: Event
 
     // A new client gets the current state first, under id 0-0: reconnecting with it replays all.
     let cursor = typeof after === 'string' ? after : '0-0'
-    if (typeof after !== 'string') {
-      await reply.sse.send({ id: '0-0', event: 'state', data: snapshot })
-    }
+    if (typeof after !== 'string') write(sseText('0-0', 'state', JSON.stringify(snapshot)), false)
     for (;;) {
       const batch = await store.events(id, cursor, 500)
       for (const event of batch) {
-        if (!(await send(event))) return
+        if (!write(sseText(event.id, event.event, JSON.stringify(event.data)), event.final)) return
         cursor = event.id
       }
       if (batch.length < 500) break
     }
 
-    // Live: the process's one reader delivers what comes after the last event sent.
-    let chain = Promise.resolve(true)
+    // Live: the process's one reader delivers what comes after the last event sent, one write
+    // per batch per client.
     unsubscribe = hub.subscribe(store.keysOf(id).events, cursor, (entries: StreamEntry[]) => {
-      for (const [eventId, fields] of entries) {
-        const event = parseEvent(id, eventId, fields)
-        chain = chain.then((open) => (open ? send(event) : false)).catch((err: unknown) => {
-          request.log.warn({ err }, 'event stream write failed')
-          reply.sse.close()
-          return false
-        })
-      }
+      const batch = renderedBatch(id, entries)
+      write(batch.text, batch.final)
     })
     if (ended) unsubscribe()
   })
