@@ -233,6 +233,7 @@ async function readBody (res: Dispatcher.ResponseData, opts: FetchOptions, p: Pr
     res.body.destroy()
     return failure(p, 'TOO_LARGE', `the body is ${declared} bytes, more than maxBytes (${opts.maxBytes})`)
   }
+  if (encodings.length === 0) return readPlainBody(res, opts, p)
 
   const chunks: Buffer[] = []
   const sink = new Writable({
@@ -257,6 +258,22 @@ async function readBody (res: Dispatcher.ResponseData, opts: FetchOptions, p: Pr
     throw err
   }
   return { ok: true, ...p, body: opts.keepContent ? Buffer.concat(chunks, p.bytes) : null, error: null, retryable: false }
+}
+
+/**
+ * A body with no content coding, read with a plain loop: a stream pipeline costs about as much
+ * CPU per small page as the rest of the fetch (bench/fetch-micro.ts). The request's signal
+ * destroys the body on abort, and leaving the loop early destroys it too.
+ */
+async function readPlainBody (res: Dispatcher.ResponseData, opts: FetchOptions, p: Progress): Promise<AttemptResult> {
+  const chunks: Buffer[] = []
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    p.bytes += chunk.length
+    if (p.bytes > opts.maxBytes) return failure(p, 'TOO_LARGE', `the decoded body exceeds maxBytes (${opts.maxBytes})`)
+    if (opts.keepContent) chunks.push(chunk)
+  }
+  const body = !opts.keepContent ? null : chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, p.bytes)
+  return { ok: true, ...p, body, error: null, retryable: false }
 }
 
 function requestHeaders (extra: Record<string, string>): Record<string, string> {

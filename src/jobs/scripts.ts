@@ -65,8 +65,13 @@ if state == 'queued' then
   stateEvent()
 end
 if state ~= 'running' then return {-1} end
-redis.call('HSET', meta, 'expiresAt', now + ttl)
-touch(ttl)
+-- A live job never expires; its TTLs move forward when they have used up a tenth (60 s at most),
+-- or when a key created since the last move has none yet.
+if tonumber(redis.call('HGET', meta, 'expiresAt')) - now < ttl - math.min(60000, ttl / 10)
+  or redis.call('PTTL', results) == -1 or redis.call('PTTL', content) == -1 or redis.call('PTTL', held) == -1 then
+  redis.call('HSET', meta, 'expiresAt', now + ttl)
+  touch(ttl)
+end
 if ARGV[10] ~= '1' then return {0} end
 local h = redis.call('HGET', held, lane)
 if h then return {1, tonumber(h), redis.call('LINDEX', urls, h)} end

@@ -167,18 +167,41 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
     return before as JobState | 'missing'
   }
 
+  // Steps asked for in one turn of the event loop (many lanes finishing together) go to Redis
+  // as one pipeline: each script stays atomic, and the round trips and wake-ups are shared.
+  type StepArgs = Parameters<Redis['trawlStep']>
+  let queued: Array<{ args: StepArgs, resolve: (r: Array<number | string>) => void, reject: (e: unknown) => void }> = []
+  function batchedStep (args: StepArgs): Promise<Array<number | string>> {
+    return new Promise((resolve, reject) => {
+      if (queued.push({ args, resolve, reject }) === 1) setImmediate(flushSteps)
+    })
+  }
+  function flushSteps () {
+    const batch = queued
+    queued = []
+    const pipeline = redis.pipeline()
+    for (const { args } of batch) pipeline.trawlStep(...args)
+    pipeline.exec().then((replies) => {
+      batch.forEach((b, i) => {
+        const [err, reply] = replies?.[i] ?? [new Error('no reply'), null]
+        if (err) b.reject(err)
+        else b.resolve(reply as Array<number | string>)
+      })
+    }, (err: unknown) => { for (const b of batch) b.reject(err) })
+  }
+
   /** A lane reports what it finished and, if `claim`, takes the next index of the job. */
   async function step (id: string, tenant: string, lane: number, finished: FinishedUrl | null, claim: boolean, now = Date.now()): Promise<StepReply> {
     const k = keysOf(id)
     const keep = finished?.body != null
-    const reply = await redis.trawlStep(k.meta, k.urls, k.results, k.content, k.held, k.events, pendingKey(tenant),
+    const reply = await batchedStep([k.meta, k.urls, k.results, k.content, k.held, k.events, pendingKey(tenant),
       String(lane),
       String(finished?.index ?? -1),
       finished ? JSON.stringify(finished.result) : '',
       finished?.result.state === 'succeeded' ? 'succeeded' : 'failed',
       String(finished?.result.bytes ?? 0),
       keep ? finished.body as Buffer : '',
-      String(now), String(ttlMs), channel, claim ? '1' : '0', keep ? '1' : '0')
+      String(now), String(ttlMs), channel, claim ? '1' : '0', keep ? '1' : '0'])
     const code = Number(reply[0])
     if (code === 1) return { kind: 'fetch', index: Number(reply[1]), url: String(reply[2]) }
     if (code === 0) return { kind: 'idle' }

@@ -1,4 +1,6 @@
+import { Redis } from 'ioredis'
 import t from 'tap'
+import { TEST_REDIS_URL } from '../helpers/redis.js'
 import { startSeedSite } from '../helpers/seed.js'
 import { startTrawl } from '../helpers/trawl.js'
 
@@ -7,7 +9,7 @@ import { startTrawl } from '../helpers/trawl.js'
 t.test('the seed workload: submit, poll, read every body back byte for byte', async (t) => {
   const site = await startSeedSite()
   t.teardown(site.close)
-  const { api } = await startTrawl(t)
+  const { api, prefix } = await startTrawl(t)
 
   const submit = await api.app.inject({ method: 'POST', url: '/jobs', payload: { urls: site.urls, options: { concurrency: 5 } } })
   t.equal(submit.statusCode, 202)
@@ -47,4 +49,16 @@ t.test('the seed workload: submit, poll, read every body back byte for byte', as
   const again = await api.app.inject({ method: 'DELETE', url: `/jobs/${job.id}` })
   t.equal(again.statusCode, 409)
   t.equal(again.json().code, 'JOB_FINISHED')
+
+  // Everything the job wrote expires JOB_TTL_SECONDS after it finished, as expiresAt says.
+  const redis = new Redis(TEST_REDIS_URL)
+  t.teardown(() => redis.disconnect())
+  const keys = await redis.keys(`${prefix}:job:{${job.id}}:*`)
+  t.same(keys.map((k) => k.split(':').pop()).sort(), ['content', 'events', 'meta', 'results', 'urls'])
+  const expiresAt = Date.parse(done.expiresAt)
+  t.equal(expiresAt, Date.parse(done.finishedAt) + 86_400_000)
+  for (const key of keys) {
+    const ttl = await redis.pttl(key)
+    t.ok(ttl > 0 && Math.abs(Date.now() + ttl - expiresAt) < 5000, `${key.split(':').pop()} expires with the job`)
+  }
 })
