@@ -8,8 +8,8 @@ import type { FinishWatcher } from './jobs/finish-watcher.js'
 import type { Queues } from './jobs/queue.js'
 import type { JobStore } from './jobs/store.js'
 import { auth } from './plugins/auth.js'
-import { errorHandler } from './plugins/error-handler.js'
-import { protection } from './plugins/protection.js'
+import { clientErrorHandler, errorHandler, frameworkErrorHandler } from './plugins/error-handler.js'
+import { rateLimits, securityHeaders } from './plugins/protection.js'
 import { validatorCompiler } from './plugins/validation.js'
 import { healthRoutes } from './routes/health.js'
 import { jobEventRoutes } from './routes/job-events.js'
@@ -41,6 +41,8 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     keepAliveTimeout: 5_000,
     // Requests that arrive while closing are still answered (as problems, like any other).
     return503OnClosing: false,
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
     genReqId: () => crypto.randomUUID(),
     routerOptions: { ignoreTrailingSlash: true }
   }).withTypeProvider<ZodTypeProvider>()
@@ -49,8 +51,9 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   await app.register(errorHandler)
   // Waiting requests answer at once when the server closes, rather than holding a deploy.
   app.addHook('preClose', async () => { await deps.watcher.close() })
+  await app.register(securityHeaders, { config })
   await app.register(auth, { keys: config.API_KEYS })
-  await app.register(protection, { config, redis: deps.redis })
+  await app.register(rateLimits, { config, redis: deps.redis })
   await app.register(healthRoutes, { redis: deps.redis })
   await app.register(fastifySSE, { heartbeatInterval: config.SSE_HEARTBEAT_MS })
   await app.register(jobRoutes, { config, store: deps.store, queues: deps.queues, watcher: deps.watcher })

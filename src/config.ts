@@ -50,6 +50,8 @@ const apiKeys = z.string().optional().transform((raw, ctx): ApiKey[] => {
       ctx.addIssue({ code: 'custom', message: `entry ${i + 1}: expected tenant:key with a tenant of letters, digits, _ . -` })
     } else if (key.length < 16 || /\s/.test(key)) {
       ctx.addIssue({ code: 'custom', message: `entry ${i + 1} (${tenant}): a key needs at least 16 characters and no spaces` })
+    } else if (keys.some((k) => k.key === key)) {
+      ctx.addIssue({ code: 'custom', message: `entry ${i + 1} (${tenant}): this key is already given to another entry` })
     } else {
       keys.push({ tenant, key })
     }

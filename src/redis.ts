@@ -6,7 +6,7 @@ import type { Config } from './config.js'
  * - `producer`: API commands; fails fast while Redis is away, so requests answer 503 at once
  *   instead of queueing behind a dead connection.
  * - `worker`: BullMQ workers and lanes; waits out outages (`maxRetriesPerRequest: null`).
- * - `subscriber`: pub/sub; reconnects and resubscribes by itself.
+ * - `subscriber`: pub/sub and blocking reads; reconnects by itself (its owner resubscribes).
  */
 export type RedisRole = 'producer' | 'worker' | 'subscriber'
 
@@ -21,7 +21,7 @@ export function createRedis (config: Pick<Config, 'REDIS_URL'>, role: RedisRole,
   const byRole: Record<RedisRole, RedisOptions> = {
     producer: { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000 },
     worker: { ...common, maxRetriesPerRequest: null, enableReadyCheck: false },
-    subscriber: { ...common, maxRetriesPerRequest: null }
+    subscriber: { ...common, maxRetriesPerRequest: null, autoResubscribe: false }
   }
   const redis = new Redis(config.REDIS_URL, byRole[role])
   // Errors surface on commands and in readiness; without a listener ioredis would print them.
@@ -32,10 +32,18 @@ export function createRedis (config: Pick<Config, 'REDIS_URL'>, role: RedisRole,
 /** Closes a connection once, quickly, whatever its state. */
 export async function closeRedis (redis: Redis): Promise<void> {
   if (redis.status === 'end') return
+  // QUIT would wait for a connection that may never come back; only a ready one is asked.
+  if (redis.status !== 'ready') {
+    redis.disconnect()
+    return
+  }
+  const timer = setTimeout(() => redis.disconnect(), 1000)
   try {
     await redis.quit()
   } catch {
     redis.disconnect()
+  } finally {
+    clearTimeout(timer)
   }
 }
 

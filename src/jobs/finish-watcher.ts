@@ -20,6 +20,9 @@ export async function createFinishWatcher (subscriber: Redis, channel: string): 
     const set = waiters.get(id)
     if (set) for (const wake of set) wake()
   })
+  // Resubscribed by us on every reconnect (the connection has autoResubscribe off): ioredis'
+  // own resubscribe leaves an unhandled rejection if the connection drops again meanwhile.
+  subscriber.on('ready', () => { subscriber.subscribe(channel).catch(() => {}) })
   await subscriber.subscribe(channel)
 
   let closed = false

@@ -29,6 +29,11 @@ const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
 export const MAX_URL_LENGTH = 2048
 
 export const urlSchema = z.string().max(MAX_URL_LENGTH, `at most ${MAX_URL_LENGTH} characters`).superRefine((value, ctx) => {
+  // The URL parser would drop them silently; the URL shown back would not be the one fetched.
+  if (/^\s|\s$/.test(value)) {
+    ctx.addIssue({ code: 'custom', message: 'leading or trailing white space' })
+    return
+  }
   let url: URL
   try {
     url = new URL(value)

@@ -19,6 +19,9 @@ declare module 'ioredis' {
   }
 }
 
+// How long a claimed Idempotency-Key waits for its job to be created.
+const IDEMPOTENCY_LEASE_MS = 60_000
+
 const num = z.coerce.number().int()
 const optionalMs = z.string().optional().transform((s) => (s === undefined || s === '' ? null : Number(s)))
 
@@ -132,7 +135,7 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
     const tx = redis.multi().hgetall(k.meta)
     const indexes: number[] = []
     if (ro.withResults) {
-      for (let i = ro.offset; i < ro.offset + ro.limit; i++) indexes.push(i)
+      for (let n = 0; n < ro.limit; n++) indexes.push(ro.offset + n)
       tx.lrange(k.urls, ro.offset, ro.offset + ro.limit - 1).hmget(k.results, ...indexes.map(String)).hvals(k.held)
     }
     const replies = await tx.exec()
@@ -228,14 +231,20 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
   }
 
   /**
-   * Binds an Idempotency-Key to a job id and request hash, unless it is bound already: then the
-   * earlier binding is returned. Kept twice as long as a finished job, so it outlives the job.
+   * Claims an Idempotency-Key for a job about to be created, unless someone holds it already:
+   * then their claim is returned. A claim is a short lease (`pending`) until bind() records the
+   * created job; a request that dies in between frees the key within a minute.
    */
-  async function claimIdempotencyKey (tenant: string, keyDigest: string, jobId: string, requestHash: string): Promise<{ jobId: string, requestHash: string } | null> {
-    const existing = await redis.trawlClaimKey(idempotencyKey(opts.prefix, tenant, keyDigest), `${jobId} ${requestHash}`, String(2 * ttlMs))
+  async function claimIdempotencyKey (tenant: string, keyDigest: string, jobId: string, requestHash: string): Promise<{ state: 'pending' | 'bound', jobId: string, requestHash: string } | null> {
+    const existing = await redis.trawlClaimKey(idempotencyKey(opts.prefix, tenant, keyDigest), `pending ${jobId} ${requestHash}`, String(IDEMPOTENCY_LEASE_MS))
     if (existing === null) return null
-    const [boundId = '', boundHash = ''] = existing.split(' ')
-    return { jobId: boundId, requestHash: boundHash }
+    const [state = '', boundId = '', boundHash = ''] = existing.split(' ')
+    return { state: state === 'bound' ? 'bound' : 'pending', jobId: boundId, requestHash: boundHash }
+  }
+
+  /** The job exists: the key now answers with it for as long as the job can be read. */
+  async function bindIdempotencyKey (tenant: string, keyDigest: string, jobId: string, requestHash: string): Promise<void> {
+    await redis.set(idempotencyKey(opts.prefix, tenant, keyDigest), `bound ${jobId} ${requestHash}`, 'PX', 2 * ttlMs, 'XX')
   }
 
   async function releaseIdempotencyKey (tenant: string, keyDigest: string): Promise<void> {
@@ -285,7 +294,7 @@ export function createJobStore (redis: Redis, opts: { prefix: string, ttlSeconds
     return (replies ?? []).map(([err, v]) => (err ? null : (v as string | null)))
   }
 
-  return { create, read, finish, step, laneContext, admit, unadmit, claimIdempotencyKey, releaseIdempotencyKey, content, events, states, callbackBody, recordCallback, channel, keysOf }
+  return { create, read, finish, step, laneContext, admit, unadmit, claimIdempotencyKey, bindIdempotencyKey, releaseIdempotencyKey, content, events, states, callbackBody, recordCallback, channel, keysOf }
 }
 
 /** Turns a stream entry (field, value, field, value...) into the event the API sends. */

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
+import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import { problemCatalogue, problemType, TrawlError, ValidationFailedError, type FieldError, type ProblemCode } from '../errors.js'
 import { isRedisUnavailable } from '../redis-errors.js'
@@ -16,6 +17,8 @@ export interface Problem {
 export function sendProblem (reply: FastifyReply, code: ProblemCode, detail: string, extra: Partial<Problem> = {}) {
   const { status, title } = problemCatalogue[code]
   const body: Problem = { type: problemType(code), title, status, detail, code, instance: reply.request.url.split('?')[0], ...extra }
+  // Some answers leave before any hook runs (framework errors), so this one header is set here.
+  reply.header('x-content-type-options', 'nosniff')
   if (code === 'UNAVAILABLE' && !reply.hasHeader('retry-after')) reply.header('retry-after', '2')
   if (code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="trawl"')
   return reply.code(status).type('application/problem+json').send(body)
@@ -60,3 +63,25 @@ export const errorHandler = fp(async function errorHandler (app: FastifyInstance
   })
   app.setNotFoundHandler((request, reply) => sendProblem(reply, 'NOT_FOUND', `No route for ${request.method} ${request.url.split('?')[0]}.`))
 }, { name: 'error-handler' })
+
+/**
+ * A request too broken for Fastify to route (bad percent-encoding, an overlong path parameter)
+ * still gets a problem answer.
+ */
+export function frameworkErrorHandler (error: FastifyError, _request: unknown, reply: FastifyReply): void {
+  sendProblem(reply, 'VALIDATION_FAILED', `The request could not be read: ${error.message}`)
+}
+
+/**
+ * Malformed HTTP never reaches Fastify: Node hands the socket here. It gets a problem answer
+ * too, and the connection is closed.
+ */
+export function clientErrorHandler (_err: Error, socket: Socket): void {
+  if (!socket.writable) {
+    socket.destroy()
+    return
+  }
+  const { status, title } = problemCatalogue.VALIDATION_FAILED
+  const body = JSON.stringify({ type: problemType('VALIDATION_FAILED'), title, status, detail: 'The request is not valid HTTP.', code: 'VALIDATION_FAILED' })
+  socket.end(`HTTP/1.1 ${status} Bad Request\r\ncontent-type: application/problem+json\r\nx-content-type-options: nosniff\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+}

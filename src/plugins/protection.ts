@@ -11,22 +11,28 @@ import { TrawlError } from '../errors.js'
 const EXEMPT = new Set(['/healthz'])
 
 /**
- * Security headers, overload shedding and per-tenant rate limits, each from a well-kept Fastify
- * plugin. Rate-limit counters live in Redis, so every API process shares them.
+ * Security headers and overload shedding, before anything else (auth's 401 carries the headers
+ * too). Each is a well-kept Fastify plugin.
  */
-export const protection = fp(async function protection (app: FastifyInstance, opts: { config: Config, redis: Redis }) {
+export const securityHeaders = fp(async function securityHeaders (app: FastifyInstance, opts: { config: Config }) {
   const { config } = opts
   await app.register(helmet, { global: true, contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } })
 
   await app.register(underPressure, {
     maxEventLoopDelay: config.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
     maxRssBytes: config.OVERLOAD_MAX_RSS_MB * 1024 * 1024,
-    pressureHandler: async (request, _reply, type) => {
+    pressureHandler: async (request, _reply, type, value) => {
       if (EXEMPT.has(request.url.split('?')[0] ?? '')) return
-      throw new TrawlError('UNAVAILABLE', `The server is overloaded (${type}); try again shortly.`, { retryAfter: 5 })
+      request.log.warn({ type, value }, 'overloaded: request shed')
+      throw new TrawlError('UNAVAILABLE', 'The server is overloaded; try again shortly.', { retryAfter: 5 })
     }
   })
+}, { name: 'security-headers', dependencies: ['error-handler'] })
 
+/** Per-tenant submission limits; after auth, since the tenant is the key. */
+export const rateLimits = fp(async function rateLimits (app: FastifyInstance, opts: { config: Config, redis: Redis }) {
+  const { config } = opts
+  // Counters live in Redis, so every API process shares them.
   await app.register(rateLimit, {
     global: false,
     redis: opts.redis,
@@ -36,4 +42,4 @@ export const protection = fp(async function protection (app: FastifyInstance, op
       `At most ${context.max} submissions per minute for this tenant; retry in ${context.after}.`,
       { retryAfter: Math.max(1, Math.ceil(context.ttl / 1000)) })
   })
-}, { name: 'protection', dependencies: ['error-handler', 'auth'] })
+}, { name: 'rate-limits', dependencies: ['error-handler', 'auth'] })

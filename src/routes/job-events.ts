@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { JobNotFoundError, ValidationFailedError } from '../errors.js'
+import { JobNotFoundError } from '../errors.js'
 import type { EventHub, StreamEntry } from '../events/hub.js'
-import { JOB_ID_PATTERN } from '../jobs/schemas.js'
+import { FINAL_JOB_STATES, JOB_ID_PATTERN } from '../jobs/schemas.js'
 import { parseEvent, type JobStore } from '../jobs/store.js'
 import { problemSchema } from './problem-schema.js'
 
@@ -60,19 +60,22 @@ export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: Event
     for (const end of open) end()
   })
 
+  const eventId = z.string().regex(EVENT_ID, 'not an event id of this stream').optional()
   app.get('/jobs/:id/events', {
-    sse: { kind: 'only' },
+    // Always a stream, whatever Accept says: the route has one representation.
+    sse: { kind: 'manual' },
+    // A HEAD would hold the connection like a GET and send nothing.
+    exposeHeadRoute: false,
     schema: {
       params: z.object({ id: z.string() }),
-      querystring: z.object({ after: z.string().max(64).optional() }),
-      response: { 400: problemSchema, 404: problemSchema, 503: problemSchema }
+      querystring: z.object({ after: eventId }),
+      headers: z.object({ 'last-event-id': eventId }),
+      response: { 400: problemSchema, 401: problemSchema, 404: problemSchema, 503: problemSchema }
     }
   }, async (request, reply) => {
     const { id } = request.params
+    // The header wins: a browser's EventSource sends it on every reconnect.
     const after = request.headers['last-event-id'] ?? request.query.after
-    if (typeof after === 'string' && !EVENT_ID.test(after)) {
-      throw new ValidationFailedError([{ path: '/query/after', message: 'not an event id of this stream' }])
-    }
     const snapshot = JOB_ID_PATTERN.test(id) ? await store.read(id, { withResults: false, offset: 0, limit: 1 }, request.tenant) : null
     if (!snapshot) throw new JobNotFoundError(id)
 
@@ -114,6 +117,11 @@ export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: Event
         cursor = event.id
       }
       if (batch.length < 500) break
+    }
+    // Resumed after the last event of a finished job: nothing more will come.
+    if (FINAL_JOB_STATES.has(snapshot.state)) {
+      write('', true)
+      return
     }
 
     // Live: the process's one reader delivers what comes after the last event sent, one write

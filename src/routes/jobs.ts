@@ -21,7 +21,7 @@ export interface JobRoutesDeps {
 const idParams = z.object({ id: z.string() })
 const readQuery = z.object({
   wait: z.coerce.number().min(0).max(60).default(0),
-  offset: z.coerce.number().int().min(0).default(0),
+  offset: z.coerce.number().int().min(0).max(100_000_000).default(0),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   results: z.enum(['none', 'page']).default('page')
 })
@@ -79,19 +79,21 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jo
     // Idempotency-Key: the first request binds the key to this job; a retry gets that job back.
     const key = request.headers['idempotency-key']
     const keyDigest = key === undefined ? null : createHash('sha256').update(key).digest('base64url')
-    if (keyDigest !== null) {
-      const hash = requestHash(request.body)
+    const hash = requestHash(request.body)
+    for (let tries = 0; tries < 2 && keyDigest !== null; tries++) { // eslint-disable-line no-unmodified-loop-condition -- bounded by tries
       const bound = await store.claimIdempotencyKey(tenant, keyDigest, id, hash)
-      if (bound !== null) {
-        if (bound.requestHash !== hash) {
-          throw new TrawlError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was sent before with a different request; use a new key for a new request.')
-        }
-        const original = await store.read(bound.jobId, { withResults: true, offset: 0, limit: 100 }, tenant)
-        if (original === null) {
-          throw new TrawlError('IDEMPOTENCY_IN_PROGRESS', 'The first request with this Idempotency-Key is still being processed; retry shortly.', { retryAfter: 1 })
-        }
-        return reply.code(200).header('location', `/jobs/${bound.jobId}`).send(original)
+      if (bound === null) break
+      if (bound.requestHash !== hash) {
+        throw new TrawlError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was sent before with a different request; use a new key for a new request.')
       }
+      if (bound.state === 'pending') {
+        throw new TrawlError('IDEMPOTENCY_IN_PROGRESS', 'The first request with this Idempotency-Key is still being processed; retry shortly.', { retryAfter: 1 })
+      }
+      const original = await store.read(bound.jobId, { withResults: true, offset: 0, limit: 100 }, tenant)
+      if (original !== null) return reply.code(200).header('location', `/jobs/${bound.jobId}`).send(original)
+      // The job has expired: the key is free again (a second claim below takes it).
+      if (tries > 0) throw new TrawlError('IDEMPOTENCY_IN_PROGRESS', 'The Idempotency-Key is being reused; retry shortly.', { retryAfter: 1 })
+      await store.releaseIdempotencyKey(tenant, keyDigest)
     }
 
     try {
@@ -108,6 +110,7 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jo
       if (keyDigest !== null) await store.releaseIdempotencyKey(tenant, keyDigest).catch(() => {})
       throw err
     }
+    if (keyDigest !== null) await store.bindIdempotencyKey(tenant, keyDigest, id, hash)
     request.log.info({ jobId: id, urls: urls.length, tenant }, 'job submitted')
     // Read before the lanes exist, so the answer shows the job as submitted: `queued`.
     const doc = await readOr404(id, tenant, { offset: 0, limit: 100, results: 'page' })
@@ -177,7 +180,7 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jo
     reply.header('content-type', found.contentType ?? 'application/octet-stream')
     reply.header('x-content-type-options', 'nosniff')
     // The body is someone else's page: never let a browser run it in this origin.
-    reply.header('content-security-policy', "default-src 'none'; sandbox")
+    reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'; sandbox")
     return reply.send(found.body)
   })
 }

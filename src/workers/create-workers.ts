@@ -138,10 +138,20 @@ export function createWorkers (deps: WorkerDeps): Workers {
       const closed = Promise.all([worker.close(), callbacks.close()])
       // In-flight fetches get `graceMs` to finish; then each lane hands its URL back.
       const timer = setTimeout(() => worker.cancelAllJobs(ABORT_SHUTDOWN), graceMs)
+      // With Redis unreachable a graceful close never ends (BullMQ cannot move its jobs); the
+      // lanes' locks then lapse and another worker takes them over, as after a crash.
+      let force: NodeJS.Timeout | undefined
+      const forced = new Promise<void>((resolve) => {
+        force = setTimeout(() => {
+          logger.warn('workers did not close in time; closing them by force')
+          Promise.all([worker.close(true), callbacks.close(true)]).then(() => resolve(), () => resolve())
+        }, graceMs + 5000)
+      })
       try {
-        await closed
+        await Promise.race([closed, forced])
       } finally {
         clearTimeout(timer)
+        clearTimeout(force)
       }
     })()
     return closing
