@@ -67,7 +67,8 @@ export function createEventHub (reader: Redis, control: Redis, logger: Logger): 
       const ids = keys.map((k) => watched.get(k)?.cursor ?? '$')
       let replies: Array<[string, StreamEntry[]]> | null
       try {
-        readerId = Number(await reader.client('ID'))
+        // The id changes with each connection; asked again only after a reconnect.
+        readerId ??= Number(await reader.client('ID'))
         blocking = true
         const read = reader.xread('COUNT', 1000, 'BLOCK', BLOCK_MS, 'STREAMS', ...keys, ...ids) as Promise<Array<[string, StreamEntry[]]> | null>
         // The set of streams changed while this read was being built: interrupt it at once.
@@ -104,6 +105,7 @@ export function createEventHub (reader: Redis, control: Redis, logger: Logger): 
     }
   }
 
+  reader.on('ready', () => { readerId = null })
   const running = loop()
 
   function subscribe (key: string, after: string, deliver: (entries: StreamEntry[]) => void): () => void {

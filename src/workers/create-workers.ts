@@ -144,7 +144,10 @@ export function createWorkers (deps: WorkerDeps): Workers {
       const forced = new Promise<void>((resolve) => {
         force = setTimeout(() => {
           logger.warn('workers did not close in time; closing them by force')
-          Promise.all([worker.close(true), callbacks.close(true)]).then(() => resolve(), () => resolve())
+          // Not awaited: BullMQ hands a second close() the first one's stuck promise.
+          worker.close(true).catch(() => {})
+          callbacks.close(true).catch(() => {})
+          resolve()
         }, graceMs + 5000)
       })
       try {
