@@ -30,6 +30,7 @@ function start (role: string, env: Record<string, string>): ChildProcess {
     env: { PATH: process.env.PATH ?? '', REDIS_URL, REDIS_PREFIX: PREFIX, FETCH_ALLOW_CIDRS: '127.0.0.0/8', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit']
   })
+  children.push(child)
   return child
 }
 
@@ -52,6 +53,10 @@ function logLine (child: ChildProcess, msg: RegExp): Promise<Record<string, unkn
 }
 
 let stopping = false
+// Children die with the bench, also when it fails half-way.
+const children: ChildProcess[] = []
+process.on('exit', () => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL') })
+
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN
 
 async function main () {
