@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer, connect } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
+import { freePort } from './free-port.js'
 
 /** A Redis for `trawl all` on a machine that has none running: started and stopped by us. */
 export interface RedisTarget {
@@ -28,15 +29,6 @@ export function redisAnswers (host: string, port: number, ms = 700): Promise<boo
     socket.once('connect', () => socket.write('PING\r\n'))
     socket.once('data', (d) => done(/^(\+PONG|-NOAUTH)/.test(d.toString())))
   })
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
 }
 
 /**

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { Agent, request } from 'undici'
+import { freePort } from '../../src/free-port.js'
 import { track } from './procs.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -114,17 +114,6 @@ export interface TrawlProcess {
   /** Times one job from POST to its final state. */
   run (body: string): Promise<TrawlRun>
   stop (): Promise<void>
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  await once(server, 'close')
-  if (address === null || typeof address === 'string') throw new Error('no free port')
-  return address.port
 }
 
 /** `node --import tsx src/main.ts all` as a child, ready (GET /readyz is 200) when this resolves. */

@@ -4,6 +4,9 @@ import { createServer as createTcpServer, connect, type AddressInfo, type Socket
 import type { Test } from 'tap'
 import { ROOT, startTrawl, type TestTrawl } from '../helpers/trawl.js'
 
+/** A port nothing listens on: bound once, then closed. */
+export { freePort as closedPort } from '../../src/free-port.js'
+
 /** A trawl API (and worker) in this process, listening on a real port for the CLI to talk to. */
 export async function startService (t: Test, opts: Parameters<typeof startTrawl>[1] = {}): Promise<TestTrawl & { base: string }> {
   const trawl = await startTrawl(t, opts)
@@ -72,15 +75,6 @@ export function cli (t: Test, args: string[], opts: { env?: Record<string, strin
 /** Runs the CLI to its end. */
 export function runCli (t: Test, args: string[], opts: { env?: Record<string, string>, input?: string } = {}): Promise<CliResult> {
   return cli(t, args, opts).done
-}
-
-/** A port nothing listens on: bound once, then closed. */
-export async function closedPort (): Promise<number> {
-  const server = createTcpServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 export interface TcpProxy {

@@ -1,11 +1,9 @@
-import { once } from 'node:events'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { createDispatcher } from '../../src/fetcher/agent.js'
 import { classify, fetchPage, parseRetryAfter } from '../../src/fetcher/fetch-page.js'
 import type { FetchHooks, FetchOptions } from '../../src/fetcher/fetch-page.js'
 import { createAddressGuard } from '../../src/fetcher/guard.js'
+import { freePort as closedPort } from '../../src/free-port.js'
 import { startTargetServer } from '../helpers/target-server.js'
 
 const KiB = 1024
@@ -325,14 +323,4 @@ async function waitFor (cond: () => boolean, timeoutMs = 2000): Promise<void> {
     if (Date.now() > deadline) throw new Error('condition not met in time')
     await new Promise((resolve) => setImmediate(resolve))
   }
-}
-
-async function closedPort (): Promise<number> {
-  const server = http.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
 }

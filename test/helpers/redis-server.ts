@@ -2,10 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { rmSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
+import { freePort } from '../../src/free-port.js'
 
 /**
  * A `redis-server` of the test's own, on a free port with its files in a temporary folder and
@@ -22,17 +22,6 @@ export interface PrivateRedis {
   start(): Promise<void>
   /** SIGTERM: Redis closes its clients, flushes its files and exits; resolves on exit. */
   stop(): Promise<void>
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  await once(server, 'close')
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
 }
 
 export async function startPrivateRedis (t: Test): Promise<PrivateRedis> {
