@@ -13,6 +13,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Redis } from 'ioredis'
 import { Agent, request } from 'undici'
+import { removePrefix } from './lib/redis-clean.js'
 
 const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback)
 const SUBSCRIBERS = arg('subscribers', 1000)
@@ -144,12 +145,7 @@ async function main () {
   target.closeAllConnections()
   target.close()
   const redis = new Redis(REDIS_URL)
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${PREFIX}:*`, 'COUNT', 1000)
-    cursor = next
-    if (keys.length > 0) await redis.unlink(...keys)
-  } while (cursor !== '0')
+  await removePrefix(redis, PREFIX)
   redis.disconnect()
 }
 
