@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process'
 import { pino } from 'pino'
-import { ensureRedis, NoRedisError } from '../src/private-redis.js'
+import { ensureRedis, NoRedisError } from '../src/redis/private-redis.js'
 
 const [command, ...args] = process.argv.slice(2)
 if (command === undefined) {

@@ -36,8 +36,8 @@ async function main (argv: string[]): Promise<void> {
     return
   }
   // The server stack loads only for the server roles, so the client starts quickly.
-  const [{ default: closeWithGrace }, { pino }, { loggerOptions }, { ensureRedis, NoRedisError }, { startApi, startWorker }] = await Promise.all([
-    import('close-with-grace'), import('pino'), import('./logger.js'), import('./private-redis.js'), import('./services.js')
+  const [{ default: closeWithGrace }, { pino }, { loggerOptions }, { ensureRedis, NoRedisError }, { startApi }, { startWorker }] = await Promise.all([
+    import('close-with-grace'), import('pino'), import('./logger.js'), import('./redis/private-redis.js'), import('./roles/api.js'), import('./roles/worker.js')
   ])
   const logger = pino(loggerOptions(config))
   const closers: Array<() => Promise<void>> = []

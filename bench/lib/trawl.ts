@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Agent, request } from 'undici'
-import { freePort } from '../../src/free-port.js'
+import { freePort } from '../../src/redis/free-port.js'
 import { track } from './procs.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))

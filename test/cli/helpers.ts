@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import { ROOT, startTrawl, type TestTrawl } from '../helpers/trawl.js'
 
 /** A port nothing listens on: bound once, then closed. */
-export { freePort as closedPort } from '../../src/free-port.js'
+export { freePort as closedPort } from '../../src/redis/free-port.js'
 
 /** A trawl API (and worker) in this process, listening on a real port for the CLI to talk to. */
 export async function startService (t: Test, opts: Parameters<typeof startTrawl>[1] = {}): Promise<TestTrawl & { base: string }> {

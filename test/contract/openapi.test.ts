@@ -13,7 +13,7 @@ import { Agent, fetch as undiciFetch, type RequestInit, type Response } from 'un
 import { parse } from 'yaml'
 import { z } from 'zod'
 import { configSchema } from '../../src/config.js'
-import { problemCatalogue, problemType, type ProblemCode } from '../../src/errors.js'
+import { problemCatalogue, problemType, type ProblemCode } from '../../src/http/problems.js'
 import { finishedChannel } from '../../src/jobs/keys.js'
 import {
   callbackStatusSchema, countsSchema, DEFAULT_OPTIONS, ERROR_CODES, JOB_STATES, jobDocumentSchema,

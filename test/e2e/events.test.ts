@@ -34,7 +34,7 @@ t.test('a fresh stream: snapshot, one result per URL, final state, then the end'
   t.equal(JSON.parse(snapshot.data).results, undefined, 'state events carry no results')
 
   // Only now does a worker start: every event after the snapshot is live.
-  const { startWorker } = await import('../../src/services.js')
+  const { startWorker } = await import('../../src/roles/worker.js')
   const { pino } = await import('pino')
   const worker = startWorker(trawl.config, pino({ level: 'silent' }))
   t.teardown(() => worker.close(0))

@@ -3,7 +3,7 @@ import { createDispatcher } from '../../src/fetcher/agent.js'
 import { classify, fetchPage, parseRetryAfter } from '../../src/fetcher/fetch-page.js'
 import type { FetchHooks, FetchOptions } from '../../src/fetcher/fetch-page.js'
 import { createAddressGuard } from '../../src/fetcher/guard.js'
-import { freePort as closedPort } from '../../src/free-port.js'
+import { freePort as closedPort } from '../../src/redis/free-port.js'
 import { startTargetServer } from '../helpers/target-server.js'
 
 const KiB = 1024

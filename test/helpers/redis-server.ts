@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { freePort } from '../../src/free-port.js'
+import { freePort } from '../../src/redis/free-port.js'
 
 /**
  * A `redis-server` of the test's own, on a free port with its files in a temporary folder and

@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url'
 import { pino, type Logger } from 'pino'
 import type { Test } from 'tap'
 import { loadConfig, type Config } from '../../src/config.js'
-import { startApi, startWorker, type ApiRole, type WorkerRole } from '../../src/services.js'
+import { startApi, type ApiRole } from '../../src/roles/api.js'
+import { startWorker, type WorkerRole } from '../../src/roles/worker.js'
 import { TEST_REDIS_URL, testPrefix } from './redis.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))

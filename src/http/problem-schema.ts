@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { problemCatalogue, type ProblemCode } from '../errors.js'
+import { problemCatalogue, type ProblemCode } from './problems.js'
 
 export const problemSchema = z.object({
   type: z.string(),

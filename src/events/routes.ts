@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { JobNotFoundError } from '../errors.js'
-import type { EventHub, StreamEntry } from '../events/hub.js'
+import { JobNotFoundError } from '../http/problems.js'
+import type { EventHub, StreamEntry } from './hub.js'
 import { FINAL_JOB_STATES, JOB_ID_PATTERN } from '../jobs/schemas.js'
 import { parseEvent, type JobStore } from '../jobs/store.js'
-import { problemSchema } from './problem-schema.js'
+import { problemSchema } from '../http/problem-schema.js'
 
 const EVENT_ID = /^\d{1,20}-\d{1,20}$/
 

@@ -1,8 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
-import { problemCatalogue, problemType, TrawlError, ValidationFailedError, type FieldError, type ProblemCode } from '../errors.js'
-import { isRedisUnavailable } from '../redis-errors.js'
+import { problemCatalogue, problemType, TrawlError, ValidationFailedError, type FieldError, type ProblemCode } from './problems.js'
+import { isRedisUnavailable } from '../redis/errors.js'
 
 export interface Problem {
   type: string

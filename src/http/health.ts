@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import type { Redis } from 'ioredis'
 import { z } from 'zod'
-import { UnavailableError } from '../errors.js'
+import { UnavailableError } from './problems.js'
 import { problemSchema } from './problem-schema.js'
 
 const statusSchema = z.object({ status: z.literal('ok') })

@@ -1,4 +1,4 @@
-import type { Delivery } from '../callbacks/deliver.js'
+import type { Delivery } from './deliver.js'
 import { FINAL_JOB_STATES, type CallbackData, type JobDocument } from '../jobs/schemas.js'
 
 export interface CallbackDeps {

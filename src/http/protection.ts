@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.js'
-import { TrawlError } from '../errors.js'
+import { TrawlError } from './problems.js'
 
 // Probes answer even when the process is busy; everything else gets a quick 503 instead.
 const EXEMPT = new Set(['/healthz'])

@@ -8,8 +8,8 @@ import { CALLBACK_QUEUE, FETCH_QUEUE } from '../jobs/keys.js'
 import { laneJobId } from '../jobs/queue.js'
 import { callbackDataSchema, laneDataSchema, type CallbackData, type LaneData } from '../jobs/schemas.js'
 import type { JobStore } from '../jobs/store.js'
-import { runCallback, type CallbackOutcome } from '../processors/callback.js'
-import { ABORT_CANCELLED, ABORT_SHUTDOWN, runLane, type LaneOutcome } from '../processors/lane.js'
+import { runCallback, type CallbackOutcome } from '../callbacks/processor.js'
+import { ABORT_CANCELLED, ABORT_SHUTDOWN, runLane, type LaneOutcome } from './lane.js'
 
 export interface WorkerDeps {
   config: Config

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { ApiKey } from '../config.js'
-import { UnauthorizedError } from '../errors.js'
+import { UnauthorizedError } from '../http/problems.js'
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis'
-import type { Config } from './config.js'
+import type { Config } from '../config.js'
 
 /**
  * One role per connection (BullMQ's production advice):

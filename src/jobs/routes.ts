@@ -3,12 +3,12 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { ulid } from 'ulid'
 import { z } from 'zod'
 import type { Config } from '../config.js'
-import { ContentNotFoundError, JobFinishedError, JobNotFoundError, TrawlError, ValidationFailedError } from '../errors.js'
-import type { FinishWatcher } from '../jobs/finish-watcher.js'
-import { enqueueJob, type Queues } from '../jobs/queue.js'
-import { FINAL_JOB_STATES, JOB_ID_PATTERN, jobDocumentSchema, submitBodySchema, type JobDocument, type SubmitBody } from '../jobs/schemas.js'
-import type { JobStore } from '../jobs/store.js'
-import { problemSchema } from './problem-schema.js'
+import { ContentNotFoundError, JobFinishedError, JobNotFoundError, TrawlError, ValidationFailedError } from '../http/problems.js'
+import type { FinishWatcher } from '../events/finish-watcher.js'
+import { enqueueJob, type Queues } from './queue.js'
+import { FINAL_JOB_STATES, JOB_ID_PATTERN, jobDocumentSchema, submitBodySchema, type JobDocument, type SubmitBody } from './schemas.js'
+import type { JobStore } from './store.js'
+import { problemSchema } from '../http/problem-schema.js'
 
 export interface JobRoutesDeps {
   config: Config
