@@ -1,5 +1,5 @@
 import { request, type Dispatcher } from 'undici'
-import { classify } from '../fetcher/fetch-page.js'
+import { classify } from '../fetcher/classify.js'
 import { webhookHeaders } from './sign.js'
 
 /** The contract's limit for one delivery attempt, headers and body. */

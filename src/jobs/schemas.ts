@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { RESULT_ERROR_CODES } from './result-codes.js'
 
 /**
  * The job's shapes at every boundary: the request a caller sends, the records read back from
@@ -8,14 +9,9 @@ import { z } from 'zod'
 export const JOB_STATES = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const
 export const FINAL_JOB_STATES: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled'])
 export const RESULT_STATES = ['pending', 'running', 'succeeded', 'failed', 'cancelled'] as const
-export const ERROR_CODES = [
-  'BLOCKED_ADDRESS', 'DNS_FAILED', 'CONNECT_FAILED', 'TLS_FAILED', 'TIMEOUT', 'TOO_LARGE',
-  'TOO_MANY_REDIRECTS', 'HTTP_STATUS', 'NETWORK', 'CANCELLED', 'INTERNAL'
-] as const
 
 export type JobState = typeof JOB_STATES[number]
 export type ResultState = typeof RESULT_STATES[number]
-export type ErrorCode = typeof ERROR_CODES[number]
 
 // Headers the fetcher owns or that only make sense for one hop; a caller may not set them.
 const FORBIDDEN_HEADERS = new Set([
@@ -103,7 +99,7 @@ export function submitBodySchema (maxUrls: number) {
 export type SubmitBody = z.infer<ReturnType<typeof submitBodySchema>>
 
 export const resultErrorSchema = z.object({
-  code: z.enum(ERROR_CODES),
+  code: z.enum(RESULT_ERROR_CODES),
   message: z.string()
 })
 

@@ -15,8 +15,9 @@ import { z } from 'zod'
 import { configSchema } from '../../src/config.js'
 import { problemCatalogue, problemType, type ProblemCode } from '../../src/http/problems.js'
 import { finishedChannel } from '../../src/jobs/keys.js'
+import { RESULT_ERROR_CODES } from '../../src/jobs/result-codes.js'
 import {
-  callbackStatusSchema, countsSchema, DEFAULT_OPTIONS, ERROR_CODES, JOB_STATES, jobDocumentSchema,
+  callbackStatusSchema, countsSchema, DEFAULT_OPTIONS, JOB_STATES, jobDocumentSchema,
   jobOptionsDocSchema, jobOptionsSchema, jobSummarySchema, MAX_URL_LENGTH, pageSchema, RESULT_STATES,
   resultErrorSchema, resultItemSchema, submitBodySchema, type JobDocument
 } from '../../src/jobs/schemas.js'
@@ -608,7 +609,7 @@ t.test('the catalogues in openapi.yaml are the ones in the code', async (t) => {
     }
   }
 
-  t.same(props('ResultError').code?.enum, [...ERROR_CODES], 'ResultError.code enum = ERROR_CODES')
+  t.same(props('ResultError').code?.enum, [...RESULT_ERROR_CODES], 'ResultError.code enum = RESULT_ERROR_CODES')
   t.same(schemas.JobState?.enum, [...JOB_STATES], 'JobState enum = JOB_STATES')
   t.same(schemas.ResultState?.enum, [...RESULT_STATES], 'ResultState enum = RESULT_STATES')
 })
