@@ -173,7 +173,9 @@ async function followHops (dispatcher: Dispatcher, start: URL, opts: FetchOption
       continue
     }
     if (res.statusCode < 200 || res.statusCode > 299) return await statusFailure(res, p, signal)
-    return await readPage(res, opts, p, signal)
+    const framing = { contentEncoding: headerValue(res.headers['content-encoding']), contentLength: headerValue(res.headers['content-length']) }
+    const read = await readBody(res.body, framing, opts, p, signal)
+    return read.ok ? { ok: true, ...p, body: read.body, error: null, retryable: false } : failure(p, read.code, read.message)
   }
 }
 
@@ -186,13 +188,6 @@ async function statusFailure (res: Dispatcher.ResponseData, p: Progress, signal:
   const retryAfterMs = retryable ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined
   if (retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs
   return result
-}
-
-async function readPage (res: Dispatcher.ResponseData, opts: FetchOptions, p: Progress, signal: AbortSignal): Promise<AttemptResult> {
-  const framing = { contentEncoding: headerValue(res.headers['content-encoding']), contentLength: headerValue(res.headers['content-length']) }
-  const read = await readBody(res.body, framing, opts, p, signal)
-  if (!read.ok) return failure(p, read.code, read.message)
-  return { ok: true, ...p, body: read.body, error: null, retryable: false }
 }
 
 function requestHeaders (extra: Record<string, string>): Record<string, string> {
