@@ -91,8 +91,8 @@ export interface TrawlOptions {
   workerConcurrency: number
   /** Extra node flags for the child, e.g. --cpu-prof. */
   nodeArgs?: string[]
-  /** The script run with `all`, relative to the project: src/main.ts, or bench/variant-main.ts. */
-  entry?: string
+  /** The checkout whose src/main.ts runs, e.g. a second one for --ab; this one by default. */
+  root?: string
   env?: Record<string, string>
 }
 
@@ -132,8 +132,8 @@ export async function startTrawl (opts: TrawlOptions): Promise<TrawlProcess> {
     SHUTDOWN_GRACE_MS: '1000',
     ...opts.env
   }
-  const child: ChildProcess = track(spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', opts.entry ?? 'src/main.ts', 'all'], {
-    cwd: ROOT,
+  const child: ChildProcess = track(spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts', 'all'], {
+    cwd: opts.root ?? ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe']
   }))
