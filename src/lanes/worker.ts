@@ -36,10 +36,8 @@ export interface LaneWorker {
 /** The fetch queue's worker: runs lanes (runLane) and moves them back in the queue between slices. */
 export function createLaneWorker (deps: LaneWorkerDeps): LaneWorker {
   const { config } = deps
-  // jobId -> lane numbers running here, for cancellation.
-  const active = new Map<string, Set<number>>()
+  const lanes = laneRegistry()
   let closing: Promise<void> | undefined
-
   const laneDeps: LaneDeps = {
     step: deps.store.step,
     laneContext: deps.store.laneContext,
@@ -47,21 +45,31 @@ export function createLaneWorker (deps: LaneWorkerDeps): LaneWorker {
     sliceMs: config.LANE_SLICE_MS,
     stopping: () => closing !== undefined
   }
-
-  async function track (data: LaneData, signal: AbortSignal): Promise<LaneOutcome> {
-    let lanes = active.get(data.jobId)
-    if (!lanes) active.set(data.jobId, (lanes = new Set()))
-    lanes.add(data.lane)
-    try {
-      return await runLane(data, laneDeps, signal)
-    } finally {
-      lanes.delete(data.lane)
-      if (lanes.size === 0) active.delete(data.jobId)
-    }
+  const worker = new Worker<LaneData, LaneOutcome>(FETCH_QUEUE, laneProcessor((data, signal) => lanes.track(data, () => runLane(data, laneDeps, signal))), {
+    connection: deps.connection,
+    prefix: config.REDIS_PREFIX,
+    concurrency: config.WORKER_CONCURRENCY,
+    lockDuration: config.WORKER_LOCK_MS,
+    stalledInterval: Math.max(1000, Math.floor(config.WORKER_LOCK_MS / 2)),
+    maxStalledCount: 5,
+    autorun: true
+  })
+  worker.on('failed', (job, err) => onFailed(deps, job, err))
+  worker.on('error', (err) => deps.logger.warn({ err }, 'worker error'))
+  return {
+    worker,
+    running: () => lanes.active,
+    cancel: (jobId, lane) => worker.cancelJob(laneJobId(jobId, lane), ABORT_CANCELLED),
+    close: (graceMs) => (closing ??= closeAfterGrace(worker, graceMs)),
+    // BullMQ hands a second close() the first one's stuck promise, so it is not awaited.
+    forceClose: () => { worker.close(true).catch(() => {}) }
   }
+}
 
-  const worker = new Worker<LaneData, LaneOutcome>(FETCH_QUEUE, async (job: Job<LaneData>, token?: string, signal?: AbortSignal) => {
-    const outcome = await track(laneDataSchema.parse(job.data), signal ?? new AbortController().signal)
+/** BullMQ's side of a lane: runs it, then moves its job to the back (yield) or front (handback) of the queue. */
+function laneProcessor (run: (data: LaneData, signal: AbortSignal) => Promise<LaneOutcome>) {
+  return async (job: Job<LaneData>, token?: string, signal?: AbortSignal): Promise<LaneOutcome> => {
+    const outcome = await run(laneDataSchema.parse(job.data), signal ?? new AbortController().signal)
     if (outcome === 'yield') {
       // To the back of the queue: other jobs' lanes waiting behind this one run first.
       await job.moveToDelayed(Date.now(), token)
@@ -73,37 +81,33 @@ export function createLaneWorker (deps: LaneWorkerDeps): LaneWorker {
       throw new WaitingError()
     }
     return outcome
-  }, {
-    connection: deps.connection,
-    prefix: config.REDIS_PREFIX,
-    concurrency: config.WORKER_CONCURRENCY,
-    lockDuration: config.WORKER_LOCK_MS,
-    stalledInterval: Math.max(1000, Math.floor(config.WORKER_LOCK_MS / 2)),
-    maxStalledCount: 5,
-    autorun: true
-  })
-  worker.on('failed', (job, err) => onFailed(deps, job, err))
-  worker.on('error', (err) => deps.logger.warn({ err }, 'worker error'))
-
-  function close (graceMs: number): Promise<void> {
-    closing ??= (async () => {
-      const timer = setTimeout(() => worker.cancelAllJobs(ABORT_SHUTDOWN), graceMs)
-      try {
-        await worker.close()
-      } finally {
-        clearTimeout(timer)
-      }
-    })()
-    return closing
   }
+}
 
-  return {
-    worker,
-    running: () => active,
-    cancel: (jobId, lane) => worker.cancelJob(laneJobId(jobId, lane), ABORT_CANCELLED),
-    close,
-    // BullMQ hands a second close() the first one's stuck promise, so it is not awaited.
-    forceClose: () => { worker.close(true).catch(() => {}) }
+/** The lanes running in this process by job id, for the cancel watch. */
+function laneRegistry () {
+  const active = new Map<string, Set<number>>()
+  async function track<T> (data: LaneData, run: () => Promise<T>): Promise<T> {
+    let lanes = active.get(data.jobId)
+    if (!lanes) active.set(data.jobId, (lanes = new Set()))
+    lanes.add(data.lane)
+    try {
+      return await run()
+    } finally {
+      lanes.delete(data.lane)
+      if (lanes.size === 0) active.delete(data.jobId)
+    }
+  }
+  return { active: active as ReadonlyMap<string, ReadonlySet<number>>, track }
+}
+
+/** Stops claiming at once; after `graceMs` the lanes still fetching are aborted and hand back. */
+async function closeAfterGrace (worker: Worker<LaneData, LaneOutcome>, graceMs: number): Promise<void> {
+  const timer = setTimeout(() => worker.cancelAllJobs(ABORT_SHUTDOWN), graceMs)
+  try {
+    await worker.close()
+  } finally {
+    clearTimeout(timer)
   }
 }
 

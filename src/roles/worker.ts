@@ -1,6 +1,6 @@
 import type { Worker } from 'bullmq'
 import type { Logger } from 'pino'
-import { createCallbackWorker } from '../callbacks/worker.js'
+import { createCallbackWorker, type CallbackWorker } from '../callbacks/worker.js'
 import type { CallbackOutcome } from '../callbacks/processor.js'
 import type { Config } from '../config.js'
 import { createDispatcher } from '../fetcher/agent.js'
@@ -9,7 +9,7 @@ import type { CallbackData, LaneData } from '../jobs/schemas.js'
 import { createJobStore } from '../jobs/store.js'
 import { startCancelWatch } from '../lanes/cancel-watch.js'
 import type { LaneOutcome } from '../lanes/lane.js'
-import { createLaneWorker } from '../lanes/worker.js'
+import { createLaneWorker, type LaneWorker } from '../lanes/worker.js'
 import { closeRedis, createRedis } from '../redis/connections.js'
 
 /**
@@ -39,34 +39,38 @@ export function startWorker (config: Config, logger: Logger): WorkerRole {
   const callbacks = createCallbackWorker(deps)
   const cancelWatch = startCancelWatch({ running: lanes.running, states: store.states, cancel: lanes.cancel, logger: deps.logger })
 
-  async function closeWorkers (graceMs: number): Promise<void> {
-    cancelWatch.close()
-    const closed = Promise.all([lanes.close(graceMs), callbacks.close()])
-    // With Redis unreachable a graceful close never ends (BullMQ cannot move its jobs); the
-    // lanes' locks then lapse and another worker takes them over, as after a crash.
-    let force: NodeJS.Timeout | undefined
-    const forced = new Promise<void>((resolve) => {
-      force = setTimeout(() => {
-        deps.logger.warn('workers did not close in time; closing them by force')
-        lanes.forceClose()
-        callbacks.forceClose()
-        resolve()
-      }, graceMs + FORCE_AFTER_GRACE_MS)
-    })
-    try {
-      await Promise.race([closed, forced])
-    } finally {
-      clearTimeout(force)
-    }
-  }
-
   let closing: Promise<void> | undefined
   const close = (graceMs = config.SHUTDOWN_GRACE_MS) => (closing ??= (async () => {
-    await closeWorkers(graceMs)
+    cancelWatch.close()
+    await closeWorkers(lanes, callbacks, graceMs, deps.logger)
     // Every lane has ended; destroy() also drops idle keep-alive sockets without waiting.
     await dispatcher.destroy()
     await closeRedis(storeRedis)
     await closeRedis(connection)
   })())
   return { workers: { worker: lanes.worker, callbacks: callbacks.worker }, close }
+}
+
+/**
+ * Closes both workers, lanes handing back after `graceMs`. With Redis unreachable a graceful
+ * close never ends (BullMQ cannot move its jobs), so after a further FORCE_AFTER_GRACE_MS they
+ * are closed by force; the lanes' locks then lapse and another worker takes them over, as
+ * after a crash.
+ */
+async function closeWorkers (lanes: LaneWorker, callbacks: CallbackWorker, graceMs: number, logger: Logger): Promise<void> {
+  const closed = Promise.all([lanes.close(graceMs), callbacks.close()])
+  let force: NodeJS.Timeout | undefined
+  const forced = new Promise<void>((resolve) => {
+    force = setTimeout(() => {
+      logger.warn('workers did not close in time; closing them by force')
+      lanes.forceClose()
+      callbacks.forceClose()
+      resolve()
+    }, graceMs + FORCE_AFTER_GRACE_MS)
+  })
+  try {
+    await Promise.race([closed, forced])
+  } finally {
+    clearTimeout(force)
+  }
 }
