@@ -3,12 +3,11 @@ import { once } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Agent, request } from 'undici'
+import { FINAL_JOB_STATES } from '../../src/jobs/schemas.js'
 import { freePort } from '../../src/redis/free-port.js'
 import { track } from './procs.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-
-const FINAL = new Set(['completed', 'failed', 'cancelled'])
 
 export interface JobDoc {
   id: string
@@ -204,7 +203,7 @@ export async function startTrawl (opts: TrawlOptions): Promise<TrawlProcess> {
         continue
       }
       if (res.status !== 200) throw new Error(`GET /jobs/${id} answered ${res.status}`)
-      if (FINAL.has(res.data.state)) return res.data
+      if (FINAL_JOB_STATES.has(res.data.state)) return res.data
       if (Date.now() > limit) throw new Error(`job ${id} not finished within 180 s`)
     }
   }
