@@ -1,21 +1,6 @@
 /**
- * `npm run bench`: trawl against a bare undici loop on the same local URLs.
- *
- *   npm run bench                      every workload (about 2-3 minutes)
- *   npm run bench -- --only=seed,c50   some workloads, by id (seed b50 b200 c50 c200 d post rss)
- *                                      or by group letter (a b c d e f); the diagnostic workloads
- *                                      c50-nokeep and d-nokeep (keepContent:false) run only when named
- *   npm run bench -- --quick           smoke run: one run each, smaller batches
- *   npm run bench -- --runs=7          measured runs per workload (default 5; 9 for post, 3 for rss)
- *   npm run bench -- --prof            trawl child runs with --cpu-prof (profiles in /tmp; read
- *                                      them with bench/prof-summary.ts)
- *   npm run bench -- --env=LANE_SLICE_MS=5000   extra environment for the trawl child
- *   npm run bench -- --json=out.json   also write every figure as JSON
- *   npm run bench -- --variant=conns   run bench/variant-main.ts instead of src/main.ts, to measure
- *                                      a change proposed for src/ (see that file)
- *   npm run bench -- --ab=conns        A/B: src/main.ts and the variant side by side, runs rotating
- *                                      between trawl, variant and bare (--ab=none: no code change)
- *   npm run bench -- --ab=none --ab-env=LANE_SLICE_MS=600000   A/B on the variant's environment
+ * `npm run bench`: trawl against a bare undici loop on the same local URLs. USAGE below lists
+ * the options (`npm run bench -- --help`).
  *
  * Everything runs on 127.0.0.1: a forked target server (bench/target-server.ts), trawl as a child
  * process (`node --import tsx src/main.ts all`, its own REDIS_PREFIX, one process per
@@ -27,10 +12,11 @@ import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { Redis } from 'ioredis'
 import { jobKeys, keyList } from '../src/jobs/keys.js'
 import { bareAgent, bareLoop } from './lib/bare.js'
+import { checkout } from './lib/checkout.js'
 import { CpuMeter } from './lib/cpu.js'
 import { cleanupAll, installExitHandlers, onCleanup } from './lib/procs.js'
 import { benchRedis, removePrefix } from './lib/redis-clean.js'
@@ -66,7 +52,7 @@ interface Goal {
   check (s: SideResult, bare: SideResult): { value: string, pass: boolean }
 }
 
-/** The runs of one side (trawl, a variant of it, or the bare loop) on one workload. */
+/** The runs of one side (trawl, the --ab checkout, or the bare loop) on one workload. */
 interface SideResult {
   name: string
   ms: number[]
@@ -112,20 +98,51 @@ interface WorkloadResult {
 const KB = 1000
 const MB = 1000 * 1000
 
-const { values: args } = parseArgs({
-  options: {
-    only: { type: 'string' },
-    quick: { type: 'boolean', default: false },
-    runs: { type: 'string' },
-    prof: { type: 'boolean', default: false },
-    env: { type: 'string', multiple: true, default: [] },
-    json: { type: 'string' },
-    variant: { type: 'string' },
-    ab: { type: 'string' },
-    'ab-env': { type: 'string', multiple: true, default: [] }
-  },
-  strict: true
-})
+const USAGE = `usage: npm run bench -- [options]
+  (no options)           every workload (about 2-3 minutes)
+  --only=seed,c50        some workloads, by id (seed b50 b200 c50 c200 d post rss) or by group
+                         letter (a b c d e f); the diagnostic workloads c50-nokeep and d-nokeep
+                         (keepContent:false) run only when named
+  --quick                smoke run: one run each, smaller batches
+  --runs=7               measured runs per workload (default 5; 9 for post, 3 for rss)
+  --prof                 trawl child runs with --cpu-prof (profiles in /tmp; read them with
+                         bench/prof-summary.ts)
+  --env=LANE_SLICE_MS=5000   extra environment for the trawl children (repeatable)
+  --json=out.json        also write every figure as JSON
+  --ab=<git-ref>         A/B: this checkout (uncommitted changes included) and a second one of
+                         <git-ref> (git worktree add, node_modules linked, removed at the end),
+                         side by side, runs rotating between them and bare; --ab=HEAD alone
+                         measures the working tree's changes
+  --ab-env=KEY=VALUE     extra environment for the <git-ref> side only (repeatable), e.g.
+                         --ab=HEAD --ab-env=LANE_SLICE_MS=600000 to A/B a setting
+  --help                 this text
+`
+
+const OPTIONS = {
+  only: { type: 'string' },
+  quick: { type: 'boolean', default: false },
+  runs: { type: 'string' },
+  prof: { type: 'boolean', default: false },
+  env: { type: 'string', multiple: true, default: [] },
+  json: { type: 'string' },
+  ab: { type: 'string' },
+  'ab-env': { type: 'string', multiple: true, default: [] },
+  help: { type: 'boolean', default: false }
+} satisfies ParseArgsConfig['options']
+
+function parseOptions () {
+  try {
+    return parseArgs({ options: OPTIONS, strict: true }).values
+  } catch (err) {
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n${USAGE}`)
+    process.exit(2)
+  }
+}
+const args = parseOptions()
+if (args.help) {
+  process.stdout.write(USAGE)
+  process.exit(0)
+}
 
 const quick = args.quick === true
 const runsOverride = args.runs === undefined ? undefined : Number(args.runs)
@@ -250,7 +267,7 @@ function extraEnv (pairs: string[] = args.env ?? []): Record<string, string> {
   return env
 }
 
-/** A trawl process under test: `trawl` (src/main.ts, or the --variant) and, with --ab, the variant. */
+/** A trawl process under test: `trawl` (this checkout) and, with --ab, the git ref's. */
 interface Contender {
   name: string
   proc: TrawlProcess
@@ -259,7 +276,6 @@ interface Contender {
 
 async function main (): Promise<void> {
   installExitHandlers()
-  if (args.variant !== undefined && args.ab !== undefined) throw new Error('--variant and --ab do not go together')
   const started = performance.now()
   const workloads = selected()
   const runId = randomBytes(3).toString('hex')
@@ -277,32 +293,35 @@ async function main (): Promise<void> {
   const profDir = join(tmpdir(), `trawl-bench-prof-${runId}`)
   const env = extraEnv()
 
-  const mode = args.variant !== undefined ? ` (VARIANT ${args.variant}: bench/variant-main.ts)` : args.ab !== undefined ? ` (A/B: src/main.ts vs variant ${args.ab})` : ''
+  // The second checkout goes last: cleanup runs last registered first, so after its process stopped.
+  const other = args.ab === undefined ? undefined : await checkout(args.ab)
+  if (other !== undefined) onCleanup(other.remove)
+  const mode = other === undefined ? '' : ` (A/B: this checkout vs ${args.ab} = ${other.commit.slice(0, 12)})`
   log(`trawl bench${quick ? ' (--quick: smoke figures, not comparable)' : ''}${mode}: node ${process.version}, target ${target.origin} (pid ${target.pid})` +
     (Object.keys(env).length > 0 ? `, trawl env ${JSON.stringify(env)}` : ''))
 
-  async function contender (name: string, prefix: string, workerConcurrency: number, variant: string | undefined, ownEnv: Record<string, string> = {}): Promise<Contender> {
+  async function contender (name: string, prefix: string, workerConcurrency: number, root: string | undefined, ownEnv: Record<string, string> = {}): Promise<Contender> {
     prefixes.push(prefix)
     const t0 = performance.now()
     const proc = await startTrawl({
       prefix,
       workerConcurrency,
-      env: { ...env, ...ownEnv, ...(variant === undefined ? {} : { BENCH_VARIANT: variant === 'none' ? '' : variant }) },
-      ...(variant === undefined ? {} : { entry: 'bench/variant-main.ts' }),
+      env: { ...env, ...ownEnv },
+      ...(root === undefined ? {} : { root }),
       ...(args.prof === true ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {})
     })
     onCleanup(proc.stop)
     await sleep(300)
     const idleRss = proc.rss.current()
-    log(`\n${name}: ${variant === undefined ? 'src/main.ts' : `bench/variant-main.ts (${variant})`} all${Object.keys(ownEnv).length > 0 ? ` with ${JSON.stringify(ownEnv)}` : ''}, pid ${proc.pid}, WORKER_CONCURRENCY=${workerConcurrency}, REDIS_PREFIX=${prefix}; ready in ${ms(performance.now() - t0)}, idle RSS ${mb(idleRss)}`)
+    log(`\n${name}: ${root === undefined ? 'src' : join(root, 'src')}/main.ts all${Object.keys(ownEnv).length > 0 ? ` with ${JSON.stringify(ownEnv)}` : ''}, pid ${proc.pid}, WORKER_CONCURRENCY=${workerConcurrency}, REDIS_PREFIX=${prefix}; ready in ${ms(performance.now() - t0)}, idle RSS ${mb(idleRss)}`)
     return { name, proc, idleRss }
   }
 
   const results: WorkloadResult[] = []
   const groups = [...new Set(workloads.map((w) => w.workerConcurrency))]
   for (const workerConcurrency of groups) {
-    const contenders = [await contender('trawl', `bench-${runId}-w${workerConcurrency}`, workerConcurrency, args.variant)]
-    if (args.ab !== undefined) contenders.push(await contender('variant', `bench-${runId}-w${workerConcurrency}-v`, workerConcurrency, args.ab, extraEnv(args['ab-env'])))
+    const contenders = [await contender('trawl', `bench-${runId}-w${workerConcurrency}`, workerConcurrency, undefined)]
+    if (other !== undefined) contenders.push(await contender(`@${args.ab ?? ''}`, `bench-${runId}-w${workerConcurrency}-ab`, workerConcurrency, other.dir, extraEnv(args['ab-env'])))
     for (const w of workloads.filter((x) => x.workerConcurrency === workerConcurrency)) {
       const r = w.kind === 'post'
         ? await runPost(w, contenders, target, redis)
@@ -315,7 +334,7 @@ async function main (): Promise<void> {
   summary(results)
   if (args.prof === true) log(`\nCPU profiles of the trawl processes: ${profDir}`)
   if (args.json !== undefined) {
-    writeFileSync(args.json, JSON.stringify({ quick, variant: args.variant ?? null, ab: args.ab ?? null, node: process.version, results }, null, 2))
+    writeFileSync(args.json, JSON.stringify({ quick, ab: args.ab ?? null, abCommit: other?.commit ?? null, node: process.version, results }, null, 2))
   }
   log(`\ntotal bench time ${ms(performance.now() - started)}`)
 }

@@ -3,12 +3,11 @@ import { once } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Agent, request } from 'undici'
+import { FINAL_JOB_STATES } from '../../src/jobs/schemas.js'
 import { freePort } from '../../src/redis/free-port.js'
 import { track } from './procs.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-
-const FINAL = new Set(['completed', 'failed', 'cancelled'])
 
 export interface JobDoc {
   id: string
@@ -91,8 +90,8 @@ export interface TrawlOptions {
   workerConcurrency: number
   /** Extra node flags for the child, e.g. --cpu-prof. */
   nodeArgs?: string[]
-  /** The script run with `all`, relative to the project: src/main.ts, or bench/variant-main.ts. */
-  entry?: string
+  /** The checkout whose src/main.ts runs, e.g. a second one for --ab; this one by default. */
+  root?: string
   env?: Record<string, string>
 }
 
@@ -132,8 +131,8 @@ export async function startTrawl (opts: TrawlOptions): Promise<TrawlProcess> {
     SHUTDOWN_GRACE_MS: '1000',
     ...opts.env
   }
-  const child: ChildProcess = track(spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', opts.entry ?? 'src/main.ts', 'all'], {
-    cwd: ROOT,
+  const child: ChildProcess = track(spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts', 'all'], {
+    cwd: opts.root ?? ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe']
   }))
@@ -204,7 +203,7 @@ export async function startTrawl (opts: TrawlOptions): Promise<TrawlProcess> {
         continue
       }
       if (res.status !== 200) throw new Error(`GET /jobs/${id} answered ${res.status}`)
-      if (FINAL.has(res.data.state)) return res.data
+      if (FINAL_JOB_STATES.has(res.data.state)) return res.data
       if (Date.now() > limit) throw new Error(`job ${id} not finished within 180 s`)
     }
   }

@@ -29,6 +29,4 @@ export function checkResult (value: unknown, what: string): ResultItem {
   return check(resultItemSchema, value, what)
 }
 
-export const FINAL_STATES: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled'])
-
 export type { JobDocument, JobSummary, ResultItem }

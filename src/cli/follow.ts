@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { checkResult, checkSummary, FINAL_STATES, type JobSummary, type ResultItem } from './documents.js'
+import { FINAL_JOB_STATES } from '../jobs/schemas.js'
+import { checkResult, checkSummary, type JobSummary, type ResultItem } from './documents.js'
 import { ProblemError, ProtocolError, UnreachableError } from './errors.js'
 import type { TrawlClient } from './http.js'
 import { readSse } from './sse.js'
@@ -75,7 +76,7 @@ export async function followJob (client: TrawlClient, id: string, handlers: Foll
           // A fresh stream opens with a snapshot of the job as it is now, then replays the whole
           // history: a finished job's snapshot is final too, but the history still follows it.
           const snapshot = resumedFrom === undefined && first
-          if (!snapshot && FINAL_STATES.has(doc.state)) return doc
+          if (!snapshot && FINAL_JOB_STATES.has(doc.state)) return doc
         }
         first = false
       }

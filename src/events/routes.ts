@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
+import type { FastifyReply } from 'fastify'
 import { JobNotFoundError } from '../http/problems.js'
 import type { EventHub, StreamEntry } from './hub.js'
 import { FINAL_JOB_STATES, JOB_ID_PATTERN } from '../jobs/schemas.js'
@@ -78,24 +79,39 @@ export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: Event
     const after = request.headers['last-event-id'] ?? request.query.after
     const snapshot = JOB_ID_PATTERN.test(id) ? await store.read(id, { withResults: false, offset: 0, limit: 1 }, request.tenant) : null
     if (!snapshot) throw new JobNotFoundError(id)
+    const stream = openStream(reply, open)
+    const cursor = await replayHistory(store, id, after, snapshot, stream)
+    if (cursor !== null) followLive(hub, store, id, cursor, stream)
+  })
+}
 
-    reply.sse.keepAlive()
-    reply.header('cache-control', 'no-store')
-    reply.header('x-accel-buffering', 'no')
-    reply.sse.sendHeaders()
-    reply.raw.write(`retry: ${RETRY_MS}\n\n`)
+/** One client's event stream, from its headers until the final state is sent or the client leaves. */
+interface EventStream {
+  /** Writes events as SSE text; false once the stream is over (final state sent or client gone). */
+  write(text: string, final: boolean): boolean
+  /** Hands over the live subscription, ended with the stream (at once if it already is). */
+  follow(unsubscribe: () => void): void
+}
 
-    let unsubscribe: (() => void) | null = null
-    let ended = false
-    const end = () => reply.sse.close()
-    open.add(end)
-    reply.sse.onClose(() => {
-      ended = true
-      open.delete(end)
-      unsubscribe?.()
-    })
-    // Writes events as SSE text; false once the stream is over (final state sent or client gone).
-    const write = (text: string, final: boolean): boolean => {
+/** Sends the headers and the retry hint, and keeps the stream in `open` until it ends. */
+function openStream (reply: FastifyReply, open: Set<() => void>): EventStream {
+  reply.sse.keepAlive()
+  reply.header('cache-control', 'no-store')
+  reply.header('x-accel-buffering', 'no')
+  reply.sse.sendHeaders()
+  reply.raw.write(`retry: ${RETRY_MS}\n\n`)
+
+  let unsubscribe: (() => void) | null = null
+  let ended = false
+  const end = () => reply.sse.close()
+  open.add(end)
+  reply.sse.onClose(() => {
+    ended = true
+    open.delete(end)
+    unsubscribe?.()
+  })
+  return {
+    write (text, final) {
       if (ended) return false
       reply.raw.write(text)
       if (final) {
@@ -105,31 +121,42 @@ export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: Event
         return false
       }
       return true
+    },
+    follow (stop) {
+      unsubscribe = stop
+      if (ended) stop()
     }
+  }
+}
 
-    // A new client gets the current state first, under id 0-0: reconnecting with it replays all.
-    let cursor = typeof after === 'string' ? after : '0-0'
-    if (typeof after !== 'string') write(sseText('0-0', 'state', JSON.stringify(snapshot)), false)
-    for (;;) {
-      const batch = await store.events(id, cursor, 500)
-      for (const event of batch) {
-        if (!write(sseText(event.id, event.event, JSON.stringify(event.data)), event.final)) return
-        cursor = event.id
-      }
-      if (batch.length < 500) break
+/**
+ * The snapshot (for a new client) and the history after `after`, read from the job's stream in
+ * pages. Returns the id of the last event sent, or null when the stream is over.
+ */
+async function replayHistory (store: JobStore, id: string, after: string | undefined, snapshot: { state: string }, stream: EventStream): Promise<string | null> {
+  // A new client gets the current state first, under id 0-0: reconnecting with it replays all.
+  let cursor = after ?? '0-0'
+  if (after === undefined) stream.write(sseText('0-0', 'state', JSON.stringify(snapshot)), false)
+  for (;;) {
+    const batch = await store.events(id, cursor, 500)
+    for (const event of batch) {
+      if (!stream.write(sseText(event.id, event.event, JSON.stringify(event.data)), event.final)) return null
+      cursor = event.id
     }
-    // Resumed after the last event of a finished job: nothing more will come.
-    if (FINAL_JOB_STATES.has(snapshot.state)) {
-      write('', true)
-      return
-    }
+    if (batch.length < 500) break
+  }
+  // Resumed after the last event of a finished job: nothing more will come.
+  if (FINAL_JOB_STATES.has(snapshot.state)) {
+    stream.write('', true)
+    return null
+  }
+  return cursor
+}
 
-    // Live: the process's one reader delivers what comes after the last event sent, one write
-    // per batch per client.
-    unsubscribe = hub.subscribe(store.keysOf(id).events, cursor, (entries: StreamEntry[]) => {
-      const batch = renderedBatch(id, entries)
-      write(batch.text, batch.final)
-    })
-    if (ended) unsubscribe()
-  })
+/** Live: the process's one reader delivers what comes after `cursor`, one write per batch per client. */
+function followLive (hub: EventHub, store: JobStore, id: string, cursor: string, stream: EventStream): void {
+  stream.follow(hub.subscribe(store.keysOf(id).events, cursor, (entries: StreamEntry[]) => {
+    const batch = renderedBatch(id, entries)
+    stream.write(batch.text, batch.final)
+  }))
 }

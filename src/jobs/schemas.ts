@@ -6,8 +6,10 @@ import { RESULT_ERROR_CODES } from './result-codes.js'
  * Redis (untyped clear text until parsed here), and the documents the API answers with.
  */
 
-export const JOB_STATES = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const
-export const FINAL_JOB_STATES: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled'])
+const FINAL_STATES = ['completed', 'failed', 'cancelled'] as const
+export const JOB_STATES = ['queued', 'running', ...FINAL_STATES] as const
+/** The states a job never leaves. */
+export const FINAL_JOB_STATES: ReadonlySet<string> = new Set(FINAL_STATES)
 export const RESULT_STATES = ['pending', 'running', 'succeeded', 'failed', 'cancelled'] as const
 
 export type JobState = typeof JOB_STATES[number]
@@ -105,7 +107,7 @@ export const resultErrorSchema = z.object({
 
 /** A URL's final result as a worker stores it in Redis. */
 export const storedResultSchema = z.object({
-  state: z.enum(['succeeded', 'failed', 'cancelled']),
+  state: z.enum(RESULT_STATES).exclude(['pending', 'running']),
   status: z.number().int().nullable(),
   finalUrl: z.string().nullable(),
   contentType: z.string().nullable(),
@@ -179,17 +181,18 @@ export const jobDocumentSchema = jobSummarySchema.extend({
 })
 export type JobDocument = z.infer<typeof jobDocumentSchema>
 
+/** A job's id: `j_` and a ULID (Crockford base 32, upper case). */
+export const JOB_ID_PATTERN = /^j_[0-9A-HJKMNP-TV-Z]{26}$/
+
 /** What BullMQ carries for one lane of a job: ids only, no URLs and no secrets. */
 export const laneDataSchema = z.object({
-  jobId: z.string().regex(/^j_[0-9A-HJKMNP-TV-Z]{26}$/),
+  jobId: z.string().regex(JOB_ID_PATTERN),
   lane: z.number().int().min(0)
 })
 export type LaneData = z.infer<typeof laneDataSchema>
 
 /** What BullMQ carries for a job's callback delivery. */
 export const callbackDataSchema = z.object({
-  jobId: z.string().regex(/^j_[0-9A-HJKMNP-TV-Z]{26}$/)
+  jobId: z.string().regex(JOB_ID_PATTERN)
 })
 export type CallbackData = z.infer<typeof callbackDataSchema>
-
-export const JOB_ID_PATTERN = /^j_[0-9A-HJKMNP-TV-Z]{26}$/

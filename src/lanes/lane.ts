@@ -28,7 +28,7 @@ export type LaneOutcome = 'done' | 'yield' | 'handback'
 
 /**
  * One lane of a job: takes the job's next URL from Redis, fetches it, writes its result, and
- * repeats. A pure function of its data, deps and signal; the BullMQ wiring is in workers/.
+ * repeats. A pure function of its data, deps and signal; the BullMQ wiring is in worker.ts.
  */
 export async function runLane (data: LaneData, deps: LaneDeps, signal: AbortSignal): Promise<LaneOutcome> {
   const now = deps.now ?? Date.now

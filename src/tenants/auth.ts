@@ -3,16 +3,17 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { ApiKey } from '../config.js'
 import { UnauthorizedError } from '../http/problems.js'
+import { OPEN_TENANT } from './tenant.js'
+
+// Re-exported: it was defined here first, and the store's imports of it may still name this file.
+export { OPEN_TENANT }
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The tenant the request acts for: the owner of its API key, or `public` when keys are off. */
+    /** The tenant the request acts for: the owner of its API key, or OPEN_TENANT when keys are off. */
     tenant: string
   }
 }
-
-/** The tenant of an open service (no API_KEYS). */
-export const OPEN_TENANT = 'public'
 
 // Routes a load balancer or orchestrator calls without credentials.
 const PUBLIC_ROUTES = new Set(['/healthz', '/readyz'])

@@ -3,7 +3,7 @@ import { runCli as runInProcess } from '../../src/cli/index.js'
 import { runCli } from './helpers.js'
 
 // Usage errors end with exit 2 before anything is sent; help is not an error. Most cases run
-// in this process (they never reach a server); two go through `src/main.ts` as a user would.
+// in this process (they never reach a server); the rest go through `src/main.ts` as a user would.
 
 function memory () {
   return { text: '', write (chunk: string) { this.text += chunk; return true } }
@@ -62,4 +62,16 @@ t.test('through main.ts: help exits 0, no URLs exits 2', async (t) => {
   t.match(help.stdout, /^Usage: trawl get \[options\] \[urls\.\.\.\]/)
   t.equal(none.code, 2)
   t.equal(none.stderr, 'trawl: no URLs given: name them as arguments or with -f FILE\n')
+})
+
+t.test('through main.ts: a server role takes no arguments, exit 2 with the usage', async (t) => {
+  const runs = await Promise.all([runCli(t, ['all', 'worker']), runCli(t, ['worker', '--concurrency=2']), runCli(t, ['serve'])])
+  const [extra, flag, unknown] = runs
+  t.equal(extra?.stderr, 'trawl: unexpected argument "worker" after all\nusage: trawl <api|worker|all>\n       trawl <get|status|watch|cancel> ... (trawl get --help)\n')
+  t.match(flag?.stderr, /^trawl: unexpected argument "--concurrency=2" after worker\nusage: trawl <api\|worker\|all>\n/)
+  t.match(unknown?.stderr, /^trawl: unknown command "serve"\nusage: trawl <api\|worker\|all>\n/)
+  for (const run of runs) {
+    t.equal(run.code, 2)
+    t.equal(run.stdout, '', 'nothing started, nothing logged')
+  }
 })

@@ -1,0 +1,37 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, rmdir, symlink } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { promisify } from 'node:util'
+import { ROOT } from './trawl.js'
+
+const run = promisify(execFile)
+const git = async (args: string[]): Promise<string> => (await run('git', ['-C', ROOT, ...args], { encoding: 'utf8' })).stdout
+
+/** A second checkout of this repository at another commit, for `--ab=<git-ref>`. */
+export interface Checkout {
+  /** The checkout's directory: run its `src/main.ts` with it as the working directory. */
+  dir: string
+  /** The commit the ref named when the checkout was made. */
+  commit: string
+  /** Removes the checkout (and its worktree entry); safe to call twice. */
+  remove (): Promise<void>
+}
+
+/**
+ * `git worktree add --detach` of `ref` in a temporary directory, with this checkout's
+ * node_modules linked in, so both sides run the same dependencies and only the code differs.
+ */
+export async function checkout (ref: string): Promise<Checkout> {
+  const commit = (await git(['rev-parse', '--verify', '--end-of-options', `${ref}^{commit}`])).trim()
+  const dir = join(await mkdtemp(join(tmpdir(), 'trawl-bench-ab-')), 'trawl')
+  await git(['worktree', 'add', '--detach', dir, commit])
+  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+  let removed: Promise<void> | undefined
+  const remove = () => (removed ??= (async () => {
+    // --force: the node_modules link is untracked; git unlinks it without following it.
+    await git(['worktree', 'remove', '--force', dir])
+    await rmdir(dirname(dir))
+  })())
+  return { dir, commit, remove }
+}

@@ -1,0 +1,124 @@
+import { DelayedError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq'
+import type { Dispatcher } from 'undici'
+import type { Logger } from 'pino'
+import type { Config } from '../config.js'
+import { fetchPage } from '../fetcher/fetch-page.js'
+import { FETCH_QUEUE } from '../jobs/keys.js'
+import { laneJobId } from '../jobs/queue.js'
+import { laneDataSchema, type LaneData } from '../jobs/schemas.js'
+import type { JobStore } from '../jobs/store.js'
+import { ABORT_CANCELLED, ABORT_SHUTDOWN, runLane, type LaneDeps, type LaneOutcome } from './lane.js'
+
+export interface LaneWorkerDeps {
+  config: Config
+  logger: Logger
+  /** A connection for BullMQ (role `worker`); BullMQ duplicates it for its blocking reads. */
+  connection: ConnectionOptions
+  store: JobStore
+  dispatcher: Dispatcher
+}
+
+export interface LaneWorker {
+  worker: Worker<LaneData, LaneOutcome>
+  /** The jobs with lanes running in this process, and those lanes' numbers. */
+  running(): ReadonlyMap<string, ReadonlySet<number>>
+  /** Aborts one lane running here because its job is over (ABORT_CANCELLED). */
+  cancel(jobId: string, lane: number): void
+  /**
+   * Stops claiming; in-flight fetches get `graceMs` to finish, then each lane is aborted with
+   * ABORT_SHUTDOWN and hands its URL back. Resolves once BullMQ has closed; safe to call twice.
+   */
+  close(graceMs: number): Promise<void>
+  /** Closes without waiting for the lanes (Redis unreachable); not awaited, never throws. */
+  forceClose(): void
+}
+
+/** The fetch queue's worker: runs lanes (runLane) and moves them back in the queue between slices. */
+export function createLaneWorker (deps: LaneWorkerDeps): LaneWorker {
+  const { config } = deps
+  const lanes = laneRegistry()
+  let closing: Promise<void> | undefined
+  const laneDeps: LaneDeps = {
+    step: deps.store.step,
+    laneContext: deps.store.laneContext,
+    fetch: (url, options, signal) => fetchPage(deps.dispatcher, url, options, signal),
+    sliceMs: config.LANE_SLICE_MS,
+    stopping: () => closing !== undefined
+  }
+  const worker = new Worker<LaneData, LaneOutcome>(FETCH_QUEUE, laneProcessor((data, signal) => lanes.track(data, () => runLane(data, laneDeps, signal))), {
+    connection: deps.connection,
+    prefix: config.REDIS_PREFIX,
+    concurrency: config.WORKER_CONCURRENCY,
+    lockDuration: config.WORKER_LOCK_MS,
+    stalledInterval: Math.max(1000, Math.floor(config.WORKER_LOCK_MS / 2)),
+    maxStalledCount: 5,
+    autorun: true
+  })
+  worker.on('failed', (job, err) => onFailed(deps, job, err))
+  worker.on('error', (err) => deps.logger.warn({ err }, 'worker error'))
+  return {
+    worker,
+    running: () => lanes.active,
+    cancel: (jobId, lane) => worker.cancelJob(laneJobId(jobId, lane), ABORT_CANCELLED),
+    close: (graceMs) => (closing ??= closeAfterGrace(worker, graceMs)),
+    // BullMQ hands a second close() the first one's stuck promise, so it is not awaited.
+    forceClose: () => { worker.close(true).catch(() => {}) }
+  }
+}
+
+/** BullMQ's side of a lane: runs it, then moves its job to the back (yield) or front (handback) of the queue. */
+function laneProcessor (run: (data: LaneData, signal: AbortSignal) => Promise<LaneOutcome>) {
+  return async (job: Job<LaneData>, token?: string, signal?: AbortSignal): Promise<LaneOutcome> => {
+    const outcome = await run(laneDataSchema.parse(job.data), signal ?? new AbortController().signal)
+    if (outcome === 'yield') {
+      // To the back of the queue: other jobs' lanes waiting behind this one run first.
+      await job.moveToDelayed(Date.now(), token)
+      throw new DelayedError()
+    }
+    if (outcome === 'handback') {
+      // To the front of the queue, so the URL this lane held is fetched again soon.
+      await job.moveToWait(token)
+      throw new WaitingError()
+    }
+    return outcome
+  }
+}
+
+/** The lanes running in this process by job id, for the cancel watch. */
+function laneRegistry () {
+  const active = new Map<string, Set<number>>()
+  async function track<T> (data: LaneData, run: () => Promise<T>): Promise<T> {
+    let lanes = active.get(data.jobId)
+    if (!lanes) active.set(data.jobId, (lanes = new Set()))
+    lanes.add(data.lane)
+    try {
+      return await run()
+    } finally {
+      lanes.delete(data.lane)
+      if (lanes.size === 0) active.delete(data.jobId)
+    }
+  }
+  return { active: active as ReadonlyMap<string, ReadonlySet<number>>, track }
+}
+
+/** Stops claiming at once; after `graceMs` the lanes still fetching are aborted and hand back. */
+async function closeAfterGrace (worker: Worker<LaneData, LaneOutcome>, graceMs: number): Promise<void> {
+  const timer = setTimeout(() => worker.cancelAllJobs(ABORT_SHUTDOWN), graceMs)
+  try {
+    await worker.close()
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** A lane out of attempts (or stalled too often) fails its job: no worker will carry it on. */
+function onFailed (deps: LaneWorkerDeps, job: Job<LaneData> | undefined, err: Error): void {
+  if (!job) return
+  const exhausted = job.attemptsMade >= (job.opts.attempts ?? 1) || /stalled more than/i.test(err.message)
+  deps.logger.warn({ err, jobId: job.data.jobId, lane: job.data.lane, exhausted }, 'lane failed')
+  if (!exhausted) return
+  const parsed = laneDataSchema.safeParse(job.data)
+  if (!parsed.success) return
+  deps.store.finish(parsed.data.jobId, 'failed', { code: 'INTERNAL', message: 'a worker could not carry the job to its end' })
+    .catch((e: unknown) => deps.logger.error({ err: e }, 'could not mark job failed'))
+}
