@@ -3,7 +3,9 @@ import { z } from 'zod'
 import { JobNotFoundError } from '../http/problems.js'
 import type { EventHub, StreamEntry } from './hub.js'
 import { FINAL_JOB_STATES, JOB_ID_PATTERN } from '../jobs/schemas.js'
-import { parseEvent, type JobStore } from '../jobs/store.js'
+import { readJob } from '../jobs/documents.js'
+import type { JobStore } from '../jobs/store.js'
+import { parseEvent, readEvents } from './entries.js'
 import { problemSchema } from '../http/problem-schema.js'
 
 const EVENT_ID = /^\d{1,20}-\d{1,20}$/
@@ -76,7 +78,7 @@ export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: Event
     const { id } = request.params
     // The header wins: a browser's EventSource sends it on every reconnect.
     const after = request.headers['last-event-id'] ?? request.query.after
-    const snapshot = JOB_ID_PATTERN.test(id) ? await store.read(id, { withResults: false, offset: 0, limit: 1 }, request.tenant) : null
+    const snapshot = JOB_ID_PATTERN.test(id) ? await readJob(store, id, { withResults: false, offset: 0, limit: 1 }, request.tenant) : null
     if (!snapshot) throw new JobNotFoundError(id)
 
     reply.sse.keepAlive()
@@ -111,7 +113,7 @@ export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: Event
     let cursor = typeof after === 'string' ? after : '0-0'
     if (typeof after !== 'string') write(sseText('0-0', 'state', JSON.stringify(snapshot)), false)
     for (;;) {
-      const batch = await store.events(id, cursor, 500)
+      const batch = await readEvents(store, id, cursor, 500)
       for (const event of batch) {
         if (!write(sseText(event.id, event.event, JSON.stringify(event.data)), event.final)) return
         cursor = event.id

@@ -7,7 +7,9 @@ import { deliverCallback } from '../callbacks/deliver.js'
 import { CALLBACK_QUEUE, FETCH_QUEUE } from '../jobs/keys.js'
 import { laneJobId } from '../jobs/queue.js'
 import { callbackDataSchema, laneDataSchema, type CallbackData, type LaneData } from '../jobs/schemas.js'
+import { readJob } from '../jobs/documents.js'
 import type { JobStore } from '../jobs/store.js'
+import type { CallbackRecords } from '../callbacks/record.js'
 import { runCallback, type CallbackOutcome } from '../callbacks/processor.js'
 import { ABORT_CANCELLED, ABORT_SHUTDOWN, runLane, type LaneOutcome } from './lane.js'
 
@@ -17,6 +19,8 @@ export interface WorkerDeps {
   /** A connection for BullMQ (role `worker`); BullMQ duplicates it for its blocking reads. */
   connection: ConnectionOptions
   store: JobStore
+  /** The callback bookkeeping of the jobs (callbacks/record.ts). */
+  callbackRecords: CallbackRecords
   dispatcher: Dispatcher
 }
 
@@ -95,9 +99,9 @@ export function createWorkers (deps: WorkerDeps): Workers {
 
   // A queue of its own: a slow callback receiver never holds a fetch slot.
   const callbackDeps = {
-    read: (id: string) => store.read(id, { withResults: false, offset: 0, limit: 1 }),
-    callbackBody: store.callbackBody,
-    record: store.recordCallback,
+    read: (id: string) => readJob(store, id, { withResults: false, offset: 0, limit: 1 }),
+    callbackBody: deps.callbackRecords.callbackBody,
+    record: deps.callbackRecords.recordCallback,
     deliver: (url: string, webhookId: string, body: string) => {
       if (config.CALLBACK_SECRET === undefined) throw new Error('CALLBACK_SECRET is not set on this worker')
       return deliverCallback(deps.dispatcher, url, { secret: config.CALLBACK_SECRET, webhookId, body })

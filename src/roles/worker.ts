@@ -2,7 +2,8 @@ import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { createDispatcher } from '../fetcher/agent.js'
 import { createAddressGuard } from '../fetcher/guard.js'
-import { createJobStore } from '../jobs/store.js'
+import { createCallbackRecords } from '../callbacks/record.js'
+import { createJobStore } from '../jobs/redis-store.js'
 import { createWorkers, type Workers } from '../lanes/workers.js'
 import { closeRedis, createRedis } from '../redis/connections.js'
 
@@ -20,10 +21,12 @@ export interface WorkerRole {
 export function startWorker (config: Config, logger: Logger): WorkerRole {
   const connection = createRedis(config, 'worker', 'worker')
   const storeRedis = createRedis(config, 'worker', 'worker-store')
-  const store = createJobStore(storeRedis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
+  const storeOptions = { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS }
+  const store = createJobStore(storeRedis, storeOptions)
+  const callbackRecords = createCallbackRecords(storeRedis, storeOptions)
   // As many connections per origin as fetches in flight: a fetch waiting for a socket spends its deadline.
   const dispatcher = createDispatcher({ guard: createAddressGuard([...config.FETCH_ALLOW_CIDRS]), connections: config.WORKER_CONCURRENCY })
-  const workers = createWorkers({ config, logger: logger.child({ role: 'worker' }), connection, store, dispatcher })
+  const workers = createWorkers({ config, logger: logger.child({ role: 'worker' }), connection, store, callbackRecords, dispatcher })
   let closing: Promise<void> | undefined
   const close = (graceMs?: number) => (closing ??= (async () => {
     await workers.close(graceMs)
