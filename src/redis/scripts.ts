@@ -100,7 +100,7 @@ export function loadScripts (redis: Redis): void {
 }
 
 /** KEYS then ARGV of a script, in the order its header names them. */
-export function argList<N extends ScriptName> (name: N, keys: ScriptKeys<N>, args: ScriptArgs<N>): Array<string | Buffer> {
+export function argList<N extends ScriptName> (name: N, keys: NoInfer<ScriptKeys<N>>, args: NoInfer<ScriptArgs<N>>): Array<string | Buffer> {
   const spec: AnySpec = SCRIPTS[name]
   const k = keys as Record<string, string>
   const a = args as Record<string, string | number | Buffer>
@@ -114,7 +114,7 @@ export function argList<N extends ScriptName> (name: N, keys: ScriptKeys<N>, arg
 type Commands<R> = Record<ScriptName, (...args: Array<string | Buffer>) => R>
 
 /** Runs a script on the connection (registering the scripts first if needed). */
-export async function runScript<N extends ScriptName> (redis: Redis, name: N, keys: ScriptKeys<N>, args: ScriptArgs<N>): Promise<ScriptReply<N>> {
+export async function runScript<N extends ScriptName> (redis: Redis, name: N, keys: NoInfer<ScriptKeys<N>>, args: NoInfer<ScriptArgs<N>>): Promise<ScriptReply<N>> {
   loadScripts(redis)
   const commands = redis as unknown as Commands<Promise<unknown>>
   return await commands[name].apply(redis, argList(name, keys, args)) as ScriptReply<N>
@@ -124,7 +124,7 @@ export async function runScript<N extends ScriptName> (redis: Redis, name: N, ke
  * Queues a script on a pipeline; its reply comes with the others from exec(). ioredis copies the
  * scripts into a pipeline when it creates it, so the connection must have had loadScripts first.
  */
-export function queueScript<N extends ScriptName> (pipeline: ChainableCommander, name: N, keys: ScriptKeys<N>, args: ScriptArgs<N>): void {
+export function queueScript<N extends ScriptName> (pipeline: ChainableCommander, name: N, keys: NoInfer<ScriptKeys<N>>, args: NoInfer<ScriptArgs<N>>): void {
   const commands = pipeline as unknown as Partial<Commands<ChainableCommander>>
   const command = commands[name]
   if (command === undefined) throw new Error(`script ${name} is not loaded on this connection: call loadScripts first`)
