@@ -10,7 +10,7 @@
  * - lanes:       trawl's design, minimal: the URLs in a Redis list, min(c, N) BullMQ jobs, each
  *                looping "report the last result and claim the next index" (one small Lua script)
  * - lanes-trawl: the same with trawl's own code: store.create, runLane and the real step
- *                script (src/jobs/store.ts, src/processors/lane.ts)
+ *                script (src/jobs/redis-store.ts, src/lanes/lane.ts)
  * - lanes-trawl+ap: lanes-trawl on a connection with ioredis enableAutoPipelining
  *
  * Processors: `noop` (no I/O but the mapping's own Redis work) and `fetch` (GET of a 2 KB page
@@ -28,7 +28,7 @@ import { Agent, request } from 'undici'
 import type { PageResult } from '../src/fetcher/fetch-page.js'
 import { jobKeys, keyList } from '../src/jobs/keys.js'
 import { DEFAULT_OPTIONS, type LaneData } from '../src/jobs/schemas.js'
-import { createJobStore } from '../src/jobs/store.js'
+import { createJobStore } from '../src/jobs/redis-store.js'
 import { runLane } from '../src/lanes/lane.js'
 import { CpuMeter } from './lib/cpu.js'
 import { cleanupAll, installExitHandlers, onCleanup } from './lib/procs.js'

@@ -4,7 +4,9 @@ import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { CALLBACK_QUEUE } from '../jobs/keys.js'
 import { callbackDataSchema, type CallbackData } from '../jobs/schemas.js'
+import { readJob } from '../jobs/documents.js'
 import type { JobStore } from '../jobs/store.js'
+import type { CallbackRecords } from './record.js'
 import { deliverCallback } from './deliver.js'
 import { runCallback, type CallbackDeps, type CallbackOutcome } from './processor.js'
 
@@ -14,6 +16,7 @@ export interface CallbackWorkerDeps {
   /** A connection for BullMQ (role `worker`); BullMQ duplicates it for its blocking reads. */
   connection: ConnectionOptions
   store: JobStore
+  callbackRecords: CallbackRecords
   dispatcher: Dispatcher
 }
 
@@ -32,9 +35,9 @@ const CALLBACK_CONCURRENCY = 20
 export function createCallbackWorker (deps: CallbackWorkerDeps): CallbackWorker {
   const { config, store } = deps
   const callbackDeps: CallbackDeps = {
-    read: (id) => store.read(id, { withResults: false, offset: 0, limit: 1 }),
-    callbackBody: store.callbackBody,
-    record: store.recordCallback,
+    read: (id) => readJob(store, id, { withResults: false, offset: 0, limit: 1 }),
+    callbackBody: deps.callbackRecords.callbackBody,
+    record: deps.callbackRecords.recordCallback,
     deliver: (url, webhookId, body) => {
       if (config.CALLBACK_SECRET === undefined) throw new Error('CALLBACK_SECRET is not set on this worker')
       return deliverCallback(deps.dispatcher, url, { secret: config.CALLBACK_SECRET, webhookId, body })

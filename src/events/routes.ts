@@ -4,7 +4,9 @@ import type { FastifyReply } from 'fastify'
 import { JobNotFoundError } from '../http/problems.js'
 import type { EventHub, StreamEntry } from './hub.js'
 import { FINAL_JOB_STATES, JOB_ID_PATTERN } from '../jobs/schemas.js'
-import { parseEvent, type JobStore } from '../jobs/store.js'
+import { readJob } from '../jobs/documents.js'
+import type { JobStore } from '../jobs/store.js'
+import { parseEvent, readEvents } from './entries.js'
 import { problemSchema } from '../http/problem-schema.js'
 
 const EVENT_ID = /^\d{1,20}-\d{1,20}$/
@@ -77,7 +79,7 @@ export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: Event
     const { id } = request.params
     // The header wins: a browser's EventSource sends it on every reconnect.
     const after = request.headers['last-event-id'] ?? request.query.after
-    const snapshot = JOB_ID_PATTERN.test(id) ? await store.read(id, { withResults: false, offset: 0, limit: 1 }, request.tenant) : null
+    const snapshot = JOB_ID_PATTERN.test(id) ? await readJob(store, id, { withResults: false, offset: 0, limit: 1 }, request.tenant) : null
     if (!snapshot) throw new JobNotFoundError(id)
     const stream = openStream(reply, open)
     const cursor = await replayHistory(store, id, after, snapshot, stream)
@@ -138,7 +140,7 @@ async function replayHistory (store: JobStore, id: string, after: string | undef
   let cursor = after ?? '0-0'
   if (after === undefined) stream.write(sseText('0-0', 'state', JSON.stringify(snapshot)), false)
   for (;;) {
-    const batch = await store.events(id, cursor, 500)
+    const batch = await readEvents(store, id, cursor, 500)
     for (const event of batch) {
       if (!stream.write(sseText(event.id, event.event, JSON.stringify(event.data)), event.final)) return null
       cursor = event.id

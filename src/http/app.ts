@@ -7,7 +7,9 @@ import type { EventHub } from '../events/hub.js'
 import type { FinishWatcher } from '../events/finish-watcher.js'
 import type { Queues } from '../jobs/queue.js'
 import type { JobStore } from '../jobs/store.js'
+import { createAdmission } from '../tenants/admission.js'
 import { auth } from '../tenants/auth.js'
+import { createIdempotencyKeys } from '../tenants/idempotency.js'
 import { clientErrorHandler, errorHandler, frameworkErrorHandler } from './error-handler.js'
 import { rateLimits, securityHeaders } from './protection.js'
 import { validatorCompiler } from './validation.js'
@@ -56,7 +58,10 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   await app.register(rateLimits, { config, redis: deps.redis })
   await app.register(healthRoutes, { redis: deps.redis })
   await app.register(fastifySSE, { heartbeatInterval: config.SSE_HEARTBEAT_MS })
-  await app.register(jobRoutes, { config, store: deps.store, queues: deps.queues, watcher: deps.watcher })
+  // Admission and Idempotency-Keys are stateless views of the API's Redis connection.
+  const admission = createAdmission(deps.redis, { prefix: config.REDIS_PREFIX })
+  const idempotency = createIdempotencyKeys(deps.redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
+  await app.register(jobRoutes, { config, store: deps.store, admission, idempotency, queues: deps.queues, watcher: deps.watcher })
   await app.register(jobEventRoutes, { store: deps.store, hub: deps.hub })
   return app
 }

@@ -1,18 +1,22 @@
-import { createHash } from 'node:crypto'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
-import { ulid } from 'ulid'
 import { z } from 'zod'
 import type { Config } from '../config.js'
-import { ContentNotFoundError, JobFinishedError, JobNotFoundError, TrawlError, ValidationFailedError } from '../http/problems.js'
+import { ContentNotFoundError, JobFinishedError, JobNotFoundError } from '../http/problems.js'
 import type { FinishWatcher } from '../events/finish-watcher.js'
+import type { Admission } from '../tenants/admission.js'
+import type { IdempotencyKeys } from '../tenants/idempotency.js'
+import { jobUrl, readJob } from './documents.js'
 import { enqueueJob, type Queues } from './queue.js'
-import { FINAL_JOB_STATES, JOB_ID_PATTERN, jobDocumentSchema, submitBodySchema, type JobDocument, type SubmitBody } from './schemas.js'
+import { FINAL_JOB_STATES, JOB_ID_PATTERN, jobDocumentSchema, submitBodySchema, type JobDocument } from './schemas.js'
 import type { JobStore } from './store.js'
+import { submitJob } from './submit.js'
 import { problemSchema } from '../http/problem-schema.js'
 
 export interface JobRoutesDeps {
   config: Config
   store: JobStore
+  admission: Admission
+  idempotency: IdempotencyKeys
   queues: Queues
   watcher: FinishWatcher
 }
@@ -28,23 +32,18 @@ const readQuery = z.object({
 // The IETF draft allows any visible ASCII; a bound keeps the key cheap to store.
 const idempotencyHeader = z.string().regex(/^[\x21-\x7e]{1,255}$/, '1 to 255 visible ASCII characters').optional()
 
-/** A stable hash of what a submission asks for, after defaults: equal requests, equal hashes. */
-function requestHash (body: SubmitBody): string {
-  const canonical = JSON.stringify({
-    urls: body.urls,
-    options: { ...body.options, headers: Object.fromEntries(Object.entries(body.options.headers).sort()) },
-    callbackUrl: body.callbackUrl ?? null
-  })
-  return createHash('sha256').update(canonical).digest('base64url')
-}
-
 export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jobRoutes (app, deps) {
-  const { config, store, queues, watcher } = deps
+  const { config, store, watcher } = deps
   const bodySchema = submitBodySchema(config.MAX_URLS_PER_JOB)
+  const submitDeps = (log: { info(obj: object, msg: string): void }) => ({
+    ...deps,
+    enqueue: enqueueJob.bind(null, deps.queues),
+    log
+  })
 
   async function readOr404 (id: string, tenant: string, query: { offset: number, limit: number, results: string }): Promise<JobDocument> {
     const doc = JOB_ID_PATTERN.test(id)
-      ? await store.read(id, { withResults: query.results !== 'none', offset: query.offset, limit: query.limit }, tenant)
+      ? await readJob(store, id, { withResults: query.results !== 'none', offset: query.offset, limit: query.limit }, tenant)
       : null
     if (!doc) throw new JobNotFoundError(id)
     return doc
@@ -69,60 +68,12 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jo
       }
     }
   }, async (request, reply) => {
-    const { urls, options, callbackUrl } = request.body
-    const tenant = request.tenant
-    if (callbackUrl !== undefined && config.CALLBACK_SECRET === undefined) {
-      throw new ValidationFailedError([{ path: '/callbackUrl', message: 'callbacks are off: the server has no CALLBACK_SECRET' }])
-    }
-    const id = `j_${ulid()}`
-
-    // Idempotency-Key: the first request binds the key to this job; a retry gets that job back.
-    const key = request.headers['idempotency-key']
-    const keyDigest = key === undefined ? null : createHash('sha256').update(key).digest('base64url')
-    const hash = requestHash(request.body)
-    for (let tries = 0; tries < 2 && keyDigest !== null; tries++) { // eslint-disable-line no-unmodified-loop-condition -- bounded by tries
-      const bound = await store.claimIdempotencyKey(tenant, keyDigest, id, hash)
-      if (bound === null) break
-      if (bound.requestHash !== hash) {
-        throw new TrawlError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was sent before with a different request; use a new key for a new request.')
-      }
-      if (bound.state === 'pending') {
-        throw new TrawlError('IDEMPOTENCY_IN_PROGRESS', 'The first request with this Idempotency-Key is still being processed; retry shortly.', { retryAfter: 1 })
-      }
-      const original = await store.read(bound.jobId, { withResults: true, offset: 0, limit: 100 }, tenant)
-      if (original !== null) return reply.code(200).header('location', `/jobs/${bound.jobId}`).send(original)
-      // The job has expired: the key is free again (a second claim below takes it).
-      if (tries > 0) throw new TrawlError('IDEMPOTENCY_IN_PROGRESS', 'The Idempotency-Key is being reused; retry shortly.', { retryAfter: 1 })
-      await store.releaseIdempotencyKey(tenant, keyDigest)
-    }
-
-    try {
-      if (!await store.admit(tenant, urls.length, config.MAX_PENDING_URLS_PER_TENANT)) {
-        throw new TrawlError('TOO_MANY_PENDING_URLS', `This tenant already has URLs waiting; at most ${config.MAX_PENDING_URLS_PER_TENANT} may be pending at once. Retry when some jobs have finished.`, { retryAfter: 5 })
-      }
-      try {
-        await store.create({ id, tenant, urls, options, callbackUrl, now: Date.now() })
-      } catch (err) {
-        await store.unadmit(tenant, urls.length).catch(() => {})
-        throw err
-      }
-    } catch (err) {
-      if (keyDigest !== null) await store.releaseIdempotencyKey(tenant, keyDigest).catch(() => {})
-      throw err
-    }
-    if (keyDigest !== null) await store.bindIdempotencyKey(tenant, keyDigest, id, hash)
-    request.log.info({ jobId: id, urls: urls.length, tenant }, 'job submitted')
-    // Read before the lanes exist, so the answer shows the job as submitted: `queued`.
-    const doc = await readOr404(id, tenant, { offset: 0, limit: 100, results: 'page' })
-    try {
-      const callback = callbackUrl === undefined ? null : { attempts: config.CALLBACK_MAX_ATTEMPTS, backoffMs: config.CALLBACK_RETRY_BASE_MS }
-      await enqueueJob(queues, id, Math.min(options.concurrency, urls.length), callback)
-    } catch (err) {
-      // The record exists but no worker will ever see it: end it so that nobody waits on it.
-      await store.finish(id, 'failed', { code: 'INTERNAL', message: 'the job could not be queued' }).catch(() => {})
-      throw err
-    }
-    return reply.code(202).header('location', `/jobs/${id}`).send(doc)
+    const { status, job } = await submitJob(submitDeps(request.log), {
+      tenant: request.tenant,
+      body: request.body,
+      idempotencyKey: request.headers['idempotency-key']
+    })
+    return reply.code(status).header('location', jobUrl(job.id)).send(job)
   })
 
   app.get('/jobs/:id', {

@@ -5,7 +5,7 @@ import { createEventHub, type EventHub } from '../events/hub.js'
 import { createFinishWatcher } from '../events/finish-watcher.js'
 import { buildApp } from '../http/app.js'
 import { createQueues } from '../jobs/queue.js'
-import { createJobStore } from '../jobs/store.js'
+import { createJobStore } from '../jobs/redis-store.js'
 import { closeRedis, createRedis, untilReady } from '../redis/connections.js'
 
 /**

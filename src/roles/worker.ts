@@ -5,8 +5,9 @@ import type { CallbackOutcome } from '../callbacks/processor.js'
 import type { Config } from '../config.js'
 import { createDispatcher } from '../fetcher/agent.js'
 import { createAddressGuard } from '../fetcher/guard.js'
+import { createCallbackRecords } from '../callbacks/record.js'
 import type { CallbackData, LaneData } from '../jobs/schemas.js'
-import { createJobStore } from '../jobs/store.js'
+import { createJobStore } from '../jobs/redis-store.js'
 import { startCancelWatch } from '../lanes/cancel-watch.js'
 import type { LaneOutcome } from '../lanes/lane.js'
 import { createLaneWorker, type LaneWorker } from '../lanes/worker.js'
@@ -31,10 +32,12 @@ const FORCE_AFTER_GRACE_MS = 5000
 export function startWorker (config: Config, logger: Logger): WorkerRole {
   const connection = createRedis(config, 'worker', 'worker')
   const storeRedis = createRedis(config, 'worker', 'worker-store')
-  const store = createJobStore(storeRedis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
+  const storeOptions = { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS }
+  const store = createJobStore(storeRedis, storeOptions)
+  const callbackRecords = createCallbackRecords(storeRedis, storeOptions)
   // As many connections per origin as fetches in flight: a fetch waiting for a socket spends its deadline.
   const dispatcher = createDispatcher({ guard: createAddressGuard([...config.FETCH_ALLOW_CIDRS]), connections: config.WORKER_CONCURRENCY })
-  const deps = { config, logger: logger.child({ role: 'worker' }), connection, store, dispatcher }
+  const deps = { config, logger: logger.child({ role: 'worker' }), connection, store, callbackRecords, dispatcher }
   const lanes = createLaneWorker(deps)
   const callbacks = createCallbackWorker(deps)
   const cancelWatch = startCancelWatch({ running: lanes.running, states: store.states, cancel: lanes.cancel, logger: deps.logger })

@@ -4,7 +4,7 @@ import { Queue } from 'bullmq'
 import type { LightMyRequestResponse } from 'fastify'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import { createJobStore } from '../../src/jobs/store.js'
+import { createIdempotencyKeys } from '../../src/tenants/idempotency.js'
 import { TEST_REDIS_URL, testPrefix } from '../helpers/redis.js'
 import { injectedProblem, keysUnder } from '../helpers/security.js'
 import { startTrawl } from '../helpers/trawl.js'
@@ -206,8 +206,8 @@ t.test('a key claimed by a request that died before creating its job is not bloc
   t.match(stored, /^bound j_\S+ \S+$/, 'a key whose job exists is stored as `bound <jobId> <hash>`')
   const hash = stored?.split(' ')[2] ?? ''
   // What an API process leaves behind when it dies right after claiming the key.
-  const store = createJobStore(redis, { prefix, ttlSeconds: config.JOB_TTL_SECONDS })
-  t.equal(await store.claimIdempotencyKey('team-a', digest('orphaned'), 'j_01JBBBBBBBBBBBBBBBBBBBBBBB', hash), null)
+  const keys = createIdempotencyKeys(redis, { prefix, ttlSeconds: config.JOB_TTL_SECONDS })
+  t.equal(await keys.claim('team-a', digest('orphaned'), 'j_01JBBBBBBBBBBBBBBBBBBBBBBB', hash), null)
   const retry = await api.app.inject(submit(AS_A, 'orphaned'))
   t.equal(retry.statusCode, 409, 'while the claim is fresh, a retry is told to wait')
   const pttl = await redis.pttl(`${prefix}:tenant:team-a:idem:${digest('orphaned')}`)

@@ -1,0 +1,25 @@
+--[[
+  Helpers shared by the scripts that change a job (step.lua, finish.lua); the loader prepends
+  this file to each of them.
+
+  They assume the job's KEYS in this order: KEYS[1] meta, KEYS[2] urls, KEYS[3] results,
+  KEYS[4] content, KEYS[5] held, KEYS[6] events.
+
+  Event entries: `e state m <meta as a JSON array of field, value>` and
+  `e result i <index> u <url> r <result JSON>`.
+]]
+
+-- Moves the TTL of every key of the job to `ttl` ms from now.
+local function touch(ttl)
+  for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+
+-- Appends the job's whole meta hash to its history.
+local function stateEvent()
+  redis.call('XADD', KEYS[6], '*', 'e', 'state', 'm', cjson.encode(redis.call('HGETALL', KEYS[1])))
+end
+
+-- Appends the result of URL `idx` to the job's history.
+local function resultEvent(idx, result)
+  redis.call('XADD', KEYS[6], '*', 'e', 'result', 'i', idx, 'u', redis.call('LINDEX', KEYS[2], idx), 'r', result)
+end

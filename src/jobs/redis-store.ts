@@ -1,0 +1,200 @@
+import type { Redis } from 'ioredis'
+import type { StreamEntry } from '../events/hub.js'
+import { loadScripts, queueScript, runScript, type ScriptArgs, type ScriptKeys, type ScriptReply } from '../redis/scripts.js'
+import { OPEN_TENANT } from '../tenants/auth.js'
+import { finishedChannel, jobKeys, tenantPendingKey, type JobKeys } from './keys.js'
+import { jobOptionsSchema, storedResultSchema, type JobOptions, type JobState } from './schemas.js'
+import { storedMetaSchema, unfinishedResult, type FinishedUrl, type JobRecord, type JobStore, type NewJob, type ReadOptions, type StepReply } from './store.js'
+
+export interface JobStoreOptions {
+  /** REDIS_PREFIX: the first part of every key. */
+  prefix: string
+  /** JOB_TTL_SECONDS: how long a job is kept once finished (or idle), in seconds. */
+  ttlSeconds: number
+}
+
+type StepCall = { keys: ScriptKeys<'trawlStep'>, args: ScriptArgs<'trawlStep'> }
+type StepReplyRaw = ScriptReply<'trawlStep'>
+
+/** What every method of the store works with: the connection and the names derived from the options. */
+interface Ctx {
+  redis: Redis
+  ttlMs: number
+  channel: string
+  keysOf(id: string): JobKeys
+  /** The KEYS of step.lua and finish.lua for a job of `tenant`. */
+  scriptKeys(id: string, tenant: string): ScriptKeys<'trawlStep'>
+  batchedStep(call: StepCall): Promise<StepReplyRaw>
+}
+
+/** The job store on one Redis connection; see JobStore for what each method reads and changes. */
+export function createJobStore (redis: Redis, opts: JobStoreOptions): JobStore {
+  loadScripts(redis)
+  const keysOf = (id: string) => jobKeys(opts.prefix, id)
+  const ctx: Ctx = {
+    redis,
+    ttlMs: opts.ttlSeconds * 1000,
+    channel: finishedChannel(opts.prefix),
+    keysOf,
+    scriptKeys: (id, tenant) => ({ ...keysOf(id), pending: tenantPendingKey(opts.prefix, tenant) }),
+    batchedStep: stepBatcher(redis)
+  }
+  return {
+    channel: ctx.channel,
+    keysOf,
+    create: (job) => create(ctx, job),
+    readRecord: (id, ro, tenant) => readRecord(ctx, id, ro, tenant),
+    finish: (id, state, error, tenant, now) => finish(ctx, id, state, error, tenant, now),
+    step: (id, tenant, lane, finished, claim, now) => step(ctx, id, tenant, lane, finished, claim, now),
+    laneContext: (id) => laneContext(ctx, id),
+    content: (id, index, tenant) => content(ctx, id, index, tenant),
+    events: (id, after, count) => events(ctx, id, after, count),
+    states: (ids) => states(ctx, ids)
+  }
+}
+
+async function create (ctx: Ctx, job: NewJob): Promise<void> {
+  const k = ctx.keysOf(job.id)
+  const meta: Record<string, string | number> = {
+    id: job.id,
+    tenant: job.tenant,
+    state: 'queued',
+    createdAt: job.now,
+    expiresAt: job.now + ctx.ttlMs,
+    total: job.urls.length,
+    next: 0,
+    running: 0,
+    succeeded: 0,
+    failed: 0,
+    cancelled: 0,
+    bytes: 0,
+    options: JSON.stringify(job.options),
+    callbackUrl: job.callbackUrl ?? ''
+  }
+  if (job.callbackUrl !== undefined) Object.assign(meta, { cbState: 'pending', cbAttempts: 0 })
+  const tx = ctx.redis.multi()
+  tx.hset(k.meta, meta)
+  tx.xadd(k.events, '*', 'e', 'state', 'm', JSON.stringify(Object.entries(meta).flat().map(String)))
+  // Bounded argument lists keep each command small for Redis' argument buffer.
+  for (let i = 0; i < job.urls.length; i += 1000) tx.rpush(k.urls, ...job.urls.slice(i, i + 1000))
+  tx.pexpire(k.meta, ctx.ttlMs)
+  tx.pexpire(k.urls, ctx.ttlMs)
+  tx.pexpire(k.events, ctx.ttlMs)
+  await tx.exec()
+}
+
+async function readRecord (ctx: Ctx, id: string, ro: ReadOptions, tenant?: string): Promise<JobRecord | null> {
+  const k = ctx.keysOf(id)
+  const tx = ctx.redis.multi().hgetall(k.meta)
+  const indexes: number[] = []
+  if (ro.withResults) {
+    for (let n = 0; n < ro.limit; n++) indexes.push(ro.offset + n)
+    tx.lrange(k.urls, ro.offset, ro.offset + ro.limit - 1).hmget(k.results, ...indexes.map(String)).hvals(k.held)
+  }
+  const replies = await tx.exec()
+  if (replies === null) throw new Error('transaction aborted')
+  for (const [err] of replies) if (err) throw err
+  const rawMeta = replies[0]?.[1] as Record<string, string>
+  if (!rawMeta || Object.keys(rawMeta).length === 0) return null
+  const meta = storedMetaSchema.parse(rawMeta)
+  if (tenant !== undefined && meta.tenant !== tenant) return null
+  if (!ro.withResults) return { meta, page: null }
+  const urls = replies[1]?.[1] as string[]
+  const stored = replies[2]?.[1] as Array<string | null>
+  const results = urls.map((_, i) => {
+    const raw = stored[i] ?? null
+    return raw === null ? null : storedResultSchema.parse(JSON.parse(raw))
+  })
+  const held = new Set((replies[3]?.[1] as string[]).map(Number))
+  return { meta, page: { offset: ro.offset, limit: ro.limit, urls, results, held } }
+}
+
+async function finish (ctx: Ctx, id: string, state: 'cancelled' | 'failed', error: { code: string, message: string } | null, tenant?: string, now = Date.now()): Promise<JobState | 'missing'> {
+  const owner = tenant ?? await ctx.redis.hget(ctx.keysOf(id).meta, 'tenant') ?? OPEN_TENANT
+  const before = await runScript(ctx.redis, 'trawlFinish', ctx.scriptKeys(id, owner), {
+    state,
+    error: error ? JSON.stringify(error) : '',
+    now,
+    ttl: ctx.ttlMs,
+    channel: ctx.channel,
+    result: JSON.stringify(unfinishedResult(state, error)),
+    tenant: tenant ?? ''
+  })
+  return before as JobState | 'missing'
+}
+
+async function step (ctx: Ctx, id: string, tenant: string, lane: number, finished: FinishedUrl | null, claim: boolean, now = Date.now()): Promise<StepReply> {
+  const keep = finished?.body != null
+  const reply = await ctx.batchedStep({
+    keys: ctx.scriptKeys(id, tenant),
+    args: {
+      lane,
+      index: finished?.index ?? -1,
+      result: finished ? JSON.stringify(finished.result) : '',
+      outcome: finished?.result.state === 'succeeded' ? 'succeeded' : 'failed',
+      bytes: finished?.result.bytes ?? 0,
+      body: keep ? finished.body as Buffer : '',
+      now,
+      ttl: ctx.ttlMs,
+      channel: ctx.channel,
+      claim: claim ? '1' : '0',
+      keep: keep ? '1' : '0'
+    }
+  })
+  const code = Number(reply[0])
+  if (code === 1) return { kind: 'fetch', index: Number(reply[1]), url: String(reply[2]) }
+  if (code === 0) return { kind: 'idle' }
+  return { kind: 'over' }
+}
+
+async function laneContext (ctx: Ctx, id: string): Promise<{ options: JobOptions, tenant: string } | null> {
+  const [options, tenant] = await ctx.redis.hmget(ctx.keysOf(id).meta, 'options', 'tenant')
+  return options == null ? null : { options: jobOptionsSchema.parse(JSON.parse(options)), tenant: tenant ?? OPEN_TENANT }
+}
+
+async function content (ctx: Ctx, id: string, index: number, tenant?: string): Promise<{ body: Buffer, contentType: string | null } | 'no-job' | 'no-content'> {
+  const k = ctx.keysOf(id)
+  const [[e1, owner], [e2, raw], [e3, body]] = await ctx.redis.multi()
+    .hget(k.meta, 'tenant').hget(k.results, String(index)).hgetBuffer(k.content, String(index)).exec() as Array<[Error | null, unknown]> as [[Error | null, string | null], [Error | null, string | null], [Error | null, Buffer | null]]
+  if (e1 ?? e2 ?? e3) throw (e1 ?? e2 ?? e3)
+  if (owner === null || (tenant !== undefined && owner !== tenant)) return 'no-job'
+  if (raw === null || body === null) return 'no-content'
+  const result = storedResultSchema.parse(JSON.parse(raw))
+  return { body, contentType: result.contentType }
+}
+
+async function events (ctx: Ctx, id: string, after: string, count = 500): Promise<StreamEntry[]> {
+  return await ctx.redis.xrange(ctx.keysOf(id).events, `(${after}`, '+', 'COUNT', count) as StreamEntry[]
+}
+
+async function states (ctx: Ctx, ids: string[]): Promise<Array<string | null>> {
+  if (ids.length === 0) return []
+  const p = ctx.redis.pipeline()
+  for (const id of ids) p.hget(ctx.keysOf(id).meta, 'state')
+  const replies = await p.exec()
+  return (replies ?? []).map(([err, v]) => (err ? null : (v as string | null)))
+}
+
+/**
+ * Steps asked for in one turn of the event loop (many lanes finishing together) go to Redis as
+ * one pipeline: each script stays atomic, and the round trips and wake-ups are shared.
+ */
+function stepBatcher (redis: Redis): (call: StepCall) => Promise<StepReplyRaw> {
+  let queued: Array<{ call: StepCall, resolve: (r: StepReplyRaw) => void, reject: (e: unknown) => void }> = []
+  function flush () {
+    const batch = queued
+    queued = []
+    const pipeline = redis.pipeline()
+    for (const { call } of batch) queueScript(pipeline, 'trawlStep', call.keys, call.args)
+    pipeline.exec().then((replies) => {
+      batch.forEach((b, i) => {
+        const [err, reply] = replies?.[i] ?? [new Error('no reply'), null]
+        if (err) b.reject(err)
+        else b.resolve(reply as StepReplyRaw)
+      })
+    }, (err: unknown) => { for (const b of batch) b.reject(err) })
+  }
+  return (call) => new Promise((resolve, reject) => {
+    if (queued.push({ call, resolve, reject }) === 1) setImmediate(flush)
+  })
+}

@@ -1,0 +1,142 @@
+/**
+ * The Lua scripts against a real Redis, called directly through the loader (src/redis/scripts.ts):
+ * lanes/step.lua and jobs/finish.lua under the races the lanes design has to survive.
+ */
+import { Redis } from 'ioredis'
+import t, { type Test } from 'tap'
+import { jobKeys, tenantPendingKey } from '../../src/jobs/keys.js'
+import { createJobStore } from '../../src/jobs/redis-store.js'
+import { DEFAULT_OPTIONS, type StoredResult } from '../../src/jobs/schemas.js'
+import { unfinishedResult } from '../../src/jobs/store.js'
+import { headerNames, runScript, scriptSources, SCRIPTS, type ScriptArgs } from '../../src/redis/scripts.js'
+import { TEST_REDIS_URL, testPrefix } from '../helpers/redis.js'
+
+const TTL_MS = 60_000
+const TENANT = 'team-a'
+let jobNo = 0
+
+const ok = (status = 200): StoredResult => ({
+  state: 'succeeded', status, finalUrl: null, contentType: 'text/plain', bytes: 5, durationMs: 1, attempts: 1, error: null, hasContent: false
+})
+
+/** A job of `n` URLs created by the real store, its URLs admitted for its tenant, and script callers. */
+async function setup (t: Test, n: number) {
+  const prefix = testPrefix(t, 'scripts')
+  const redis = new Redis(TEST_REDIS_URL)
+  t.teardown(() => redis.disconnect())
+  const store = createJobStore(redis, { prefix, ttlSeconds: TTL_MS / 1000 })
+  const id = `j_01JSCR1PTS0000000000000${String(jobNo++).padStart(3, '0')}`
+  const urls = Array.from({ length: n }, (_, i) => `http://127.0.0.1:9/${i}`)
+  await store.create({ id, tenant: TENANT, urls, options: { ...DEFAULT_OPTIONS }, now: Date.now() })
+  const pending = tenantPendingKey(prefix, TENANT)
+  await redis.set(pending, n)
+  const keys = { ...jobKeys(prefix, id), pending }
+  const step = (lane: number, index: number, result: StoredResult | null, claim = true) => {
+    const args: ScriptArgs<'trawlStep'> = {
+      lane,
+      index,
+      result: result ? JSON.stringify(result) : '',
+      outcome: result?.state === 'succeeded' ? 'succeeded' : 'failed',
+      bytes: result?.bytes ?? 0,
+      body: '',
+      now: Date.now(),
+      ttl: TTL_MS,
+      channel: store.channel,
+      claim: claim ? '1' : '0',
+      keep: '0'
+    }
+    return runScript(redis, 'trawlStep', keys, args)
+  }
+  const finish = (state: 'cancelled' | 'failed') => runScript(redis, 'trawlFinish', keys, {
+    state, error: '', now: Date.now(), ttl: TTL_MS, channel: store.channel, result: JSON.stringify(unfinishedResult(state, null)), tenant: TENANT
+  })
+  const meta = async () => {
+    const m = await redis.hgetall(keys.meta)
+    return { state: m.state, succeeded: Number(m.succeeded), failed: Number(m.failed), cancelled: Number(m.cancelled), running: Number(m.running) }
+  }
+  const resultEvents = async () => (await redis.xrange(keys.events, '-', '+')).filter(([, f]) => f[1] === 'result').map(([, f]) => Number(f[3]))
+  const pendingCount = async () => Number(await redis.get(pending))
+  return { redis, store, id, keys, step, finish, meta, resultEvents, pendingCount }
+}
+
+t.test('every script header names KEYS and ARGV as the loader table does', async (t) => {
+  const sources = scriptSources()
+  t.same([...sources.keys()].sort(), Object.keys(SCRIPTS).sort())
+  for (const [name, spec] of Object.entries(SCRIPTS)) {
+    const lua = sources.get(name as keyof typeof SCRIPTS) ?? ''
+    t.ok(lua.length > 0, `${name} is loaded`)
+    t.equal(lua.includes('local function touch'), spec.prelude, `${name}: the prelude is prepended only where asked`)
+  }
+  t.same(headerNames('--[[\n  KEYS[1] a\n  KEYS[2] b\n]]\nreturn 1', 'KEYS'), ['a', 'b'])
+  t.throws(() => headerNames('--[[\n  KEYS[2] b\n  KEYS[1] a\n]]', 'KEYS'), /out of order/)
+})
+
+t.test('step: a second report of an index changes nothing, so it is counted once', async (t) => {
+  const s = await setup(t, 3)
+  t.same(await s.step(0, -1, null), [1, 0, 'http://127.0.0.1:9/0'], 'the lane takes index 0 and starts the job')
+  t.same(await s.step(0, 0, ok()), [1, 1, 'http://127.0.0.1:9/1'], 'its report takes the next index')
+  t.same(await s.meta(), { state: 'running', succeeded: 1, failed: 0, cancelled: 0, running: 1 })
+  // The same index again, as from a worker that was taken over but still ran, this time failed.
+  t.same(await s.step(0, 0, { ...ok(500), state: 'failed' }, false), [0])
+  t.same(await s.meta(), { state: 'running', succeeded: 1, failed: 0, cancelled: 0, running: 1 }, 'counts are as before')
+  t.same(JSON.parse(await s.redis.hget(s.keys.results, '0') ?? 'null'), ok(), 'the first result stands')
+  t.same(await s.resultEvents(), [0], 'one result event for index 0')
+  t.equal(await s.pendingCount(), 2, 'the tenant count went down once')
+  t.equal(await s.redis.hget(s.keys.held, '0'), '1', 'the lane still holds the index it was given')
+})
+
+t.test('step: a lane run again after its worker died takes over the index it held', async (t) => {
+  const s = await setup(t, 3)
+  t.same(await s.step(0, -1, null), [1, 0, 'http://127.0.0.1:9/0'], 'worker A runs lane 0 and takes index 0, then dies')
+  t.same(await s.step(0, -1, null), [1, 0, 'http://127.0.0.1:9/0'], 'worker B runs lane 0 again: the held index, not a new one')
+  t.same(await s.step(1, -1, null), [1, 1, 'http://127.0.0.1:9/1'], 'another lane never gets a held index')
+  t.same(await s.meta(), { state: 'running', succeeded: 0, failed: 0, cancelled: 0, running: 2 }, 'index 0 runs once')
+  t.same(await s.step(0, 0, ok()), [1, 2, 'http://127.0.0.1:9/2'], 'worker B reports it and goes on')
+  t.same(await s.step(0, 0, ok(201), false), [0], 'worker A comes back late with the same index')
+  t.same(await s.meta(), { state: 'running', succeeded: 1, failed: 0, cancelled: 0, running: 2 })
+  t.same(JSON.parse(await s.redis.hget(s.keys.results, '0') ?? 'null'), ok(), 'B\'s result stands')
+  t.equal(await s.redis.hget(s.keys.held, '0'), '2', 'A\'s late report does not free the index B holds now')
+  t.same(await s.step(1, 1, ok()), [0], 'lane 1 finds nothing left to take')
+  t.same(await s.step(0, 2, ok()), [2], 'the last report completes the job')
+  t.same(await s.meta(), { state: 'completed', succeeded: 3, failed: 0, cancelled: 0, running: 0 })
+  t.equal(await s.pendingCount(), 0)
+})
+
+t.test('finish: a completed job is left as it is', async (t) => {
+  const s = await setup(t, 1)
+  await s.step(0, -1, null)
+  t.same(await s.step(0, 0, ok()), [2], 'the job completes')
+  const before = await s.redis.hgetall(s.keys.meta)
+  const events = await s.redis.xlen(s.keys.events)
+  t.equal(await s.finish('cancelled'), 'completed', 'cancel answers the state it found')
+  t.equal(await s.finish('failed'), 'completed', 'and so does a failure')
+  t.same(await s.redis.hgetall(s.keys.meta), before, 'the record is unchanged')
+  t.equal(await s.redis.xlen(s.keys.events), events, 'no event was added')
+  t.equal(await s.pendingCount(), 0, 'the tenant count is not taken down twice')
+})
+
+t.test('finish: a step that reports after a cancel changes nothing, and the counts add up', async (t) => {
+  const s = await setup(t, 4)
+  await s.step(0, -1, null)
+  await s.step(1, -1, null)
+  t.same(await s.step(0, 0, ok()), [1, 2, 'http://127.0.0.1:9/2'], 'lane 0 reports index 0 and takes index 2')
+  t.equal(await s.finish('cancelled'), 'running', 'the cancel finds the job running')
+  t.same(await s.step(1, 1, ok()), [-1], 'lane 1 reports index 1 after the cancel: the job is over')
+  t.same(await s.step(0, 2, ok(), true), [-1], 'and so is lane 0\'s')
+  const m = await s.meta()
+  t.same(m, { state: 'cancelled', succeeded: 1, failed: 0, cancelled: 3, running: 0 })
+  t.equal(m.succeeded + m.failed + m.cancelled, 4, 'succeeded + failed + cancelled = total')
+  t.same(await s.redis.hkeys(s.keys.results), ['0'], 'no late result was written')
+  t.same((await s.resultEvents()).sort(), [0, 1, 2, 3], 'one result event per URL')
+  t.equal(await s.pendingCount(), 0, 'every admitted URL was counted down once')
+  t.equal(await s.redis.exists(s.keys.held), 0, 'no lane holds an index')
+  t.equal(await s.finish('cancelled'), 'cancelled', 'a second cancel changes nothing')
+  t.equal(await s.pendingCount(), 0)
+})
+
+t.test('step and finish on a job that does not exist', async (t) => {
+  const s = await setup(t, 1)
+  await s.redis.del(s.keys.meta)
+  t.same(await s.step(0, -1, null), [-3], 'step answers -3')
+  t.equal(await s.finish('failed'), 'missing', 'finish answers missing')
+})
