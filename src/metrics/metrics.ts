@@ -116,6 +116,15 @@ function histograms (registers: Registry[]) {
   }
 }
 
+// prom-client's defaults, less three gauges whose `_total` names break the naming rules (promtool
+// refuses them); each is the sum of its by-type sibling, e.g. `sum(nodejs_active_handles)`.
+const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
+
+function processDefaults (registry: Registry) {
+  collectDefaultMetrics({ register: registry })
+  for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(name)
+}
+
 // Gauges read on scrape from sources the roles hand over once they exist.
 function sourceGauges (registers: Registry[], timeoutMs: number) {
   const queues = new Map<string, QueueCounts>()
@@ -139,10 +148,9 @@ function sourceGauges (registers: Registry[], timeoutMs: number) {
     help: 'Hosts paused for everyone right now, read on scrape.',
     registers,
     async collect () {
-      this.reset()
       if (sources.pausedHosts === undefined) return
-      const n = await within(timeoutMs, sources.pausedHosts()).catch(() => null)
-      if (n !== null) this.set(n)
+      // Unknown, not zero, when the source does not answer (a gauge without labels always shows).
+      this.set(await within(timeoutMs, sources.pausedHosts()).catch(() => Number.NaN))
     }
   })
   return { queues, sources, gauges: [queueJobs, hostsPaused] }
@@ -157,7 +165,7 @@ function timer (record: (outcome: ContentOutcome, seconds: number) => void) {
 export function createMetrics (opts: MetricsOptions): Metrics {
   const registry = new Registry()
   registry.setDefaultLabels({ role: opts.role })
-  if (opts.processDefaults ?? true) collectDefaultMetrics({ register: registry })
+  if (opts.processDefaults ?? true) processDefaults(registry)
   const registers = [registry]
   const c = counters(registers)
   const h = histograms(registers)
