@@ -156,9 +156,20 @@ function sourceGauges (registers: Registry[], timeoutMs: number) {
   return { queues, sources, gauges: [queueJobs, hostsPaused] }
 }
 
-function timer (record: (outcome: ContentOutcome, seconds: number) => void) {
-  const started = performance.now()
-  return (outcome: ContentOutcome) => record(outcome, (performance.now() - started) / 1000)
+// Metrics.timeContentOp over a recorder of content-store operations.
+function contentTimer (record: (op: ContentOp, outcome: ContentOutcome, seconds: number) => void): Metrics['timeContentOp'] {
+  return async (op, run, outcomeOf) => {
+    const started = performance.now()
+    const done = (outcome: ContentOutcome) => record(op, outcome, (performance.now() - started) / 1000)
+    try {
+      const value = await run()
+      done(outcomeOf?.(value) ?? 'success')
+      return value
+    } catch (err) {
+      done('error')
+      throw err
+    }
+  }
 }
 
 /** Creates the metrics of one role, with a registry of its own. */
@@ -189,17 +200,7 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     subscriberOpened: () => subscribers.inc(),
     subscriberClosed: () => subscribers.dec(),
     contentOp,
-    async timeContentOp (op, run, outcomeOf) {
-      const done = timer((outcome, seconds) => contentOp(op, outcome, seconds))
-      try {
-        const value = await run()
-        done(outcomeOf?.(value) ?? 'success')
-        return value
-      } catch (err) {
-        done('error')
-        throw err
-      }
-    },
+    timeContentOp: contentTimer(contentOp),
     observeQueue: (queue, counts) => { queues.set(queue, counts) },
     observePausedHosts: (count) => { sources.pausedHosts = count }
   }
