@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, exponentialBuckets, Gauge, Histogram, Registry } from 'prom-client'
-import type { ErrorCode, JobState } from '../jobs/schemas.js'
+import type { JobState } from '../jobs/schemas.js'
+import type { ResultErrorCode as ErrorCode } from '../jobs/result-codes.js'
 
 /**
  * The service's Prometheus metrics, in Prometheus naming conventions (`trawl_` prefix, `_total`
