@@ -6,11 +6,13 @@ KEYS: [1] slots, [2] state, [3] job (the lease's job zset, or any key of the hos
 ARGV: [1] lease id ('' for none)
       [2] outcome: 'none' (nothing learnt), 'ok' (a success: strikes reset), 'pause' (pause
           for ARGV[3] ms), 'strike' (one more 429/503 without Retry-After: pause for
-          min(ARGV[4] * 2^(strikes-1), ARGV[5]) ms)
+          min(ARGV[4] * 2^(strikes-1), ARGV[5]) ms; while the host is paused a strike
+          counts for nothing: the other fetches of the same burst answer 429 too)
       [3] pause ms, [4] strike base ms, [5] strike max ms, [6] strike memory ms (the counter
           forgets after this long without a new strike)
       [7] channel, [8] host name (the message)
-Reply: {released (1|0), pausedUntil (ms, 0 when not paused by this call), strikes}
+Reply: {released (1|0), pausedUntil (ms, 0 when not paused by this call), strikes (0 when
+        this call added none)}
 When a lease was released or the host paused, and someone waits (`wanted`), the host's name
 is published on the channel; the waiters ask again (and learn of the pause).
 ]]
@@ -33,7 +35,7 @@ if outcome == 'ok' then
   redis.call('DEL', strikes)
 elseif outcome == 'pause' then
   pauseMs = tonumber(ARGV[3])
-elseif outcome == 'strike' then
+elseif outcome == 'strike' and tonumber(redis.call('HGET', state, 'pausedUntil') or '0') <= now then
   count = redis.call('INCR', strikes)
   redis.call('PEXPIRE', strikes, ARGV[6])
   pauseMs = math.min(tonumber(ARGV[4]) * 2 ^ (count - 1), tonumber(ARGV[5]))
