@@ -75,12 +75,13 @@ export function createRobots (o: RobotsOptions): Robots {
     return parsed.success ? parsed.data : null
   }
 
-  async function fetchAndStore (origin: string, key: string): Promise<Cached> {
+  async function fetchAndStore (origin: string, key: string, lock: string): Promise<Cached> {
     fetches++
     const file = await fetchRobots(origin, { dispatcher: o.dispatcher, userAgent: o.userAgent, timeoutMs, maxBytes: o.maxBytes ?? 512 * 1024 })
     const ttl = file.source === 'unreachable' ? unreachableMs : cacheMs
     const cached = { source: file.source, text: file.text, expiresAt: Date.now() + ttl }
-    await o.redis.set(key, JSON.stringify(cached), 'PX', ttl)
+    // The lock goes with the write (same slot), so the next fetch, an hour on, need not wait.
+    await o.redis.multi().set(key, JSON.stringify(cached), 'PX', ttl).del(lock).exec()
     return cached
   }
 
@@ -94,9 +95,13 @@ export function createRobots (o: RobotsOptions): Robots {
     for (let pause = 20; ; pause = Math.min(pause * 2, 500)) {
       const cached = await read(key)
       if (cached !== null) return remember(origin, cached)
-      const token = randomBytes(8).toString('hex')
-      const locked = await o.redis.set(keys.robotsLock(origin), token, 'PX', lockMs, 'NX')
-      if (locked === 'OK' || Date.now() >= deadline) return remember(origin, await fetchAndStore(origin, key))
+      const lock = keys.robotsLock(origin)
+      const locked = await o.redis.set(lock, randomBytes(8).toString('hex'), 'PX', lockMs, 'NX')
+      if (locked === 'OK' || Date.now() >= deadline) {
+        // Written (with the lock let go) between our read and our lock: no need to fetch.
+        const written = locked === 'OK' ? await read(key) : null
+        return remember(origin, written ?? await fetchAndStore(origin, key, lock))
+      }
       await new Promise((resolve) => setTimeout(resolve, pause))
     }
   }
