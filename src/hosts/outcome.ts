@@ -15,7 +15,7 @@ export function parseRetryAfter (value: string | string[] | undefined, now = Dat
     ms = Number(raw) * 1000
   } else {
     // An HTTP date names its day; Date.parse alone reads '-1' as the year 1 BC.
-    const at = /^[A-Za-z]{3},/.test(raw) ? Date.parse(raw) : Number.NaN
+    const at = /^[A-Za-z]{3}/.test(raw) ? Date.parse(raw) : Number.NaN
     if (Number.isNaN(at)) return undefined
     ms = Math.max(0, at - now)
   }

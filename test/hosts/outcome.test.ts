@@ -10,6 +10,7 @@ t.test('Retry-After: seconds or an HTTP date, capped at 5 minutes', async (t) =>
   t.equal(parseRetryAfter('Tue, 31 Dec 2024 23:00:00 GMT', now), 0, 'a date gone by')
   t.equal(parseRetryAfter('86400', now), MAX_PAUSE_MS)
   t.equal(parseRetryAfter(['7', '9'], now), 7000)
+  t.equal(parseRetryAfter('Wednesday, 01-Jan-25 00:00:05 GMT', now), 5000, 'the obsolete RFC 850 form')
   t.equal(parseRetryAfter('soon', now), undefined)
   t.equal(parseRetryAfter('-1', now), undefined)
   t.equal(parseRetryAfter(undefined, now), undefined)
