@@ -140,6 +140,6 @@ t.test('a worker killed with kill -9 holding slots frees them within leaseMs', a
   const killed = performance.now()
   const lease = await gate.enter('k.example', { limit: 2, delayMs: 0 })
   const ms = performance.now() - killed
-  t.ok(ms <= leaseMs + 100, `a slot was free ${ms.toFixed(0)} ms after the kill`)
+  t.ok(ms <= leaseMs + 300, `a slot was free ${ms.toFixed(0)} ms after the kill`)
   await gate.leave(lease)
 })
