@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import type { HostOutcome, HostSlots, HostState, Lease, ReleaseReply } from './slots.js'
 
-/** The public face of the per-process host gate (gate.ts). */
+// The public face of the per-process host gate (gate.ts), apart so that gate.ts stays short.
 
 /** What a lane asks of a host for one fetch. */
 export interface EnterOptions {
