@@ -1,0 +1,60 @@
+import type { Redis } from 'ioredis'
+import type { HostOutcome, HostSlots, HostState, Lease, ReleaseReply } from './slots.js'
+
+// The public face of the per-process host gate (gate.ts), apart so that gate.ts stays short.
+
+/** What a lane asks of a host for one fetch. */
+export interface EnterOptions {
+  /** Fetches at once on the host, all workers together (HOST_CONCURRENCY); 0: no cap. */
+  limit: number
+  /** Milliseconds between two starts on the host (HOST_DELAY_MS, or its Crawl-delay if longer). */
+  delayMs: number
+  /** A lower cap for one job on this host (`options.hostConcurrency`). */
+  job?: { id: string, limit: number }
+}
+
+/** Why a URL cannot start on its host now; the job document's `waitingFor`. */
+export type WaitingFor = 'host' | 'pause'
+
+/** `tryEnter`'s answer: a lease, or why not and until when (ms on Redis' clock; 0: unknown). */
+export type Entry = { lease: Lease } | { lease: null, waitingFor: WaitingFor, untilMs: number }
+
+export interface HostGate {
+  /**
+   * Resolves with a lease once the host lets one more fetch start. While it cannot, the call
+   * waits without asking Redis: a release on any worker wakes it (pub/sub), a pause or the
+   * spacing ends on a timer, and a fallback timer (about `leaseMs`) covers a lost message and
+   * a dead holder's lease lapsing. Rejects with `signal.reason` when aborted.
+   */
+  enter(host: string, options: EnterOptions, signal?: AbortSignal): Promise<Lease>
+  /**
+   * One attempt, never waiting. While this process already knows the host is blocked (a
+   * refusal not yet followed by a release, a timer or a message) it answers without Redis.
+   */
+  tryEnter(host: string, options: EnterOptions): Promise<Entry>
+  /** Gives the lease back and records what the response said (see `hostOutcome`). */
+  leave(lease: Lease, outcome?: HostOutcome): Promise<ReleaseReply>
+  /** Pauses a host for every worker, `ms` from now. */
+  pause(host: string, ms: number): Promise<ReleaseReply>
+  /** The host's state in Redis, with the number of this process's waiters on it. */
+  state(host: string): Promise<HostState & { waiting: number }>
+  /** Redis commands sent so far (scripts, renewals, subscriptions): a waiter adds none. */
+  readonly commands: number
+  /** Leases this process holds (and renews every `leaseMs / 2`). */
+  readonly held: number
+  /** Leases found lapsed at renewal (the process stalled longer than `leaseMs`). */
+  readonly lost: number
+  /** Ends every wait (rejecting it) and stops renewing; the subscriber stays the caller's. */
+  close(): Promise<void>
+}
+
+export interface HostGateOptions {
+  slots: HostSlots
+  /** A connection of role `subscriber`, for this gate alone. */
+  subscriber: Redis
+  prefix: string
+  /** Lease lifetime without renewal, in ms (WORKER_LOCK_MS). */
+  leaseMs: number
+  /** Longest wait for a full host without asking again, in ms. @defaultValue leaseMs */
+  fallbackMs?: number
+}

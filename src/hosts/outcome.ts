@@ -1,0 +1,40 @@
+import type { HostOutcome } from './slots.js'
+
+/** The longest pause a response can put on a host (contract: up to 5 minutes). */
+export const MAX_PAUSE_MS = 5 * 60_000
+
+/**
+ * `Retry-After` as milliseconds from `now`: delay-seconds or an HTTP date, capped at
+ * `MAX_PAUSE_MS`. Undefined when the header is absent or unreadable; a date in the past is 0.
+ */
+export function parseRetryAfter (value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const raw = (Array.isArray(value) ? value[0] : value)?.trim()
+  if (raw === undefined || raw === '') return undefined
+  let ms: number
+  if (/^\d+$/.test(raw)) {
+    ms = Number(raw) * 1000
+  } else {
+    // An HTTP date names its day; Date.parse alone reads '-1' as the year 1 BC.
+    const at = /^[A-Za-z]{3}/.test(raw) ? Date.parse(raw) : Number.NaN
+    if (Number.isNaN(at)) return undefined
+    ms = Math.max(0, at - now)
+  }
+  return Math.min(ms, MAX_PAUSE_MS)
+}
+
+/**
+ * What a response (or its absence: `status` 0 for a network error) says about its host:
+ * - 429 or 503 with a readable Retry-After: pause the host until then (a 0 pause counts as a
+ *   plain strike, or a server could hammer-loop us with `Retry-After: 0`);
+ * - 429 or 503 without it: a strike (pauses that grow while they repeat);
+ * - any other answer from the server: `ok`, which resets the strikes;
+ * - no answer (network error, timeout): nothing learnt.
+ */
+export function hostOutcome (status: number, retryAfter: string | string[] | undefined, now = Date.now()): HostOutcome {
+  if (status === 429 || status === 503) {
+    const ms = parseRetryAfter(retryAfter, now)
+    return ms !== undefined && ms > 0 ? { kind: 'pause', ms } : { kind: 'strike' }
+  }
+  if (status === 0) return { kind: 'none' }
+  return { kind: 'ok' }
+}
