@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs'
 import ipaddr from 'ipaddr.js'
 import { z } from 'zod'
+import { hostsConfigSchema } from './hosts/config.js'
+import { metricsConfigShape } from './metrics/config.js'
 
 /**
  * The only reader of `process.env`. Every setting is parsed once, with defaults, and a bad value
@@ -109,12 +111,16 @@ export const configSchema = z.object({
   /** Milliseconds between comment lines on an idle event stream. @defaultValue 15000 */
   SSE_HEARTBEAT_MS: int(100, 60_000).default(15_000),
   /** Milliseconds the process waits for in-flight work on SIGTERM before handing it back. */
-  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000)
+  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  // Each feature's rows live with the feature; this stays the only reader of the environment.
+  ...hostsConfigSchema.shape,
+  ...metricsConfigShape
 })
 
-export type Config = Readonly<Omit<z.infer<typeof configSchema>, 'FETCH_ALLOW_CIDRS' | 'API_KEYS'> & {
+export type Config = Readonly<Omit<z.infer<typeof configSchema>, 'FETCH_ALLOW_CIDRS' | 'API_KEYS' | 'ADMIN_API_KEYS'> & {
   FETCH_ALLOW_CIDRS: readonly string[]
   API_KEYS: readonly ApiKey[]
+  ADMIN_API_KEYS: readonly string[]
   /** True when REDIS_URL came from the environment rather than the default. */
   redisUrlGiven: boolean
 }>
