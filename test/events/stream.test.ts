@@ -1,7 +1,8 @@
 import t from 'tap'
 import { startGateServer } from '../helpers/gate-server.js'
 import { startSeedSite } from '../helpers/seed.js'
-import { collect, openSse, type SseEvent } from '../helpers/sse.js'
+import { eventually } from '../helpers/eventually.js'
+import { asEvent, collect, openSse, type SseEvent } from '../helpers/sse.js'
 import { startTrawl, type TestTrawl } from '../helpers/trawl.js'
 
 // The event stream against a real listening server and real jobs.
@@ -26,8 +27,9 @@ t.test('a fresh stream: snapshot, one result per URL, final state, then the end'
   t.match(stream.contentType, /^text\/event-stream/)
   const items = stream.items()
   const first = (await items.next()).value
-  t.same(first, { retry: 2000, data: '' }, 'retry is sent once, first')
-  const snapshot = (await items.next()).value as SseEvent
+  t.same(first, { kind: 'retry', value: 2000 }, 'retry is sent once, first')
+  const second = (await items.next()).value
+  const snapshot = asEvent(second?.kind === 'event' ? second.fields : {})
   t.equal(snapshot.event, 'state')
   t.equal(snapshot.id, '0-0')
   t.equal(JSON.parse(snapshot.data).state, 'queued')
@@ -39,7 +41,7 @@ t.test('a fresh stream: snapshot, one result per URL, final state, then the end'
   const worker = startWorker(trawl.config, pino({ level: 'silent' }))
   t.teardown(() => worker.close(0))
   const rest: SseEvent[] = []
-  for await (const item of items) if (!('comment' in item)) rest.push(item)
+  for await (const item of items) if (item.kind === 'event') rest.push(asEvent(item.fields))
   const states = rest.filter((e) => e.event === 'state').map((e) => JSON.parse(e.data).state)
   t.same(states, ['queued', 'running', 'completed'], 'history: queued, running, completed')
   t.same(indexesOf(rest).sort((a, b) => a - b), Array.from({ length: 15 }, (_, i) => i), 'every URL once')
@@ -103,11 +105,11 @@ t.test('heartbeat comments while a slow target holds the job; cancel ends the st
   let comments = 0
   const seen: SseEvent[] = []
   for await (const item of stream.items()) {
-    if ('comment' in item) {
+    if (item.kind === 'comment') {
       comments++
       if (comments === 2) await trawl.api.app.inject({ method: 'DELETE', url: `/jobs/${job.id}` })
-    } else if (item.event) {
-      seen.push(item)
+    } else if (item.kind === 'event') {
+      seen.push(asEvent(item.fields))
     }
   }
   t.ok(comments >= 2, 'comment lines keep the idle stream alive')
@@ -127,8 +129,7 @@ t.test('hundreds of subscribe/abort cycles leave nothing behind', async (t) => {
     await Promise.all(streams.map(async (s) => { const it = s.items(); await it.next(); await it.next() }))
     for (const s of streams) s.abort()
   }
-  const deadline = Date.now() + 5000
-  while (trawl.api.hub.size > 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
+  await eventually(() => trawl.api.hub.size === 0, { what: 'every aborted stream unsubscribes from the hub', intervalMs: 5 })
   t.equal(trawl.api.hub.size, 0, 'no subscription left after 300 aborted streams')
   const server = trawl.api.app.server
   const open = await new Promise<number>((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))))
