@@ -30,3 +30,18 @@ export async function eventually<T> (probe: () => T | Promise<T>, options: Event
   }
   throw new Error(`eventually: ${what}: still not the case after ${timeoutMs} ms (last probe: ${inspect(last, { depth: 2, breakLength: Infinity }).slice(0, 300)})`)
 }
+
+/**
+ * The value of `promise` if it settles within `ms` milliseconds, else `'late'`: for asserting
+ * that something happens promptly (well before a backstop timer would make it happen anyway)
+ * without sleeping. The timer does not hold the process open.
+ */
+export async function within<T> (ms: number, promise: Promise<T>): Promise<T | 'late'> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), ms).unref() })
+  try {
+    return await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
