@@ -9,11 +9,11 @@ type LaneData = Parameters<typeof runLane>[0]
 type Finished = Parameters<LaneDeps['step']>[3]
 type StepReply = Awaited<ReturnType<LaneDeps['step']>>
 type PageResult = Awaited<ReturnType<LaneDeps['fetch']>>
-type JobOptions = Parameters<LaneDeps['fetch']>[1]
+type JobOptions = NonNullable<Awaited<ReturnType<LaneDeps['laneContext']>>>['options']
 
 const DATA: LaneData = { jobId: 'j_01JAAAAAAAAAAAAAAAAAAAAAAA', lane: 3 }
 const TENANT = 'team-a'
-const OPTIONS = { concurrency: 2, timeoutMs: 1000, retries: 0, maxBytes: 1000, maxRedirects: 0, headers: {}, keepContent: true } as JobOptions
+const OPTIONS: JobOptions = { concurrency: 2, timeoutMs: 1000, retries: 0, maxBytes: 1000, maxRedirects: 0, headers: {}, keepContent: true }
 
 /** A page as the fetcher returns it for `url`; a URL with "fail" in it is a 404. */
 function page (url: string, extra: Partial<PageResult> = {}): PageResult {
