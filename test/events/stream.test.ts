@@ -1,4 +1,5 @@
 import t from 'tap'
+import { compareIds } from '../../src/events/hub.js'
 import { startGateServer } from '../helpers/gate-server.js'
 import { startSeedSite } from '../helpers/seed.js'
 import { eventually } from '../helpers/eventually.js'
@@ -49,7 +50,7 @@ t.test('a fresh stream: snapshot, one result per URL, final state, then the end'
   const last = JSON.parse(rest[rest.length - 1]?.data ?? '{}')
   t.same(last.counts, { pending: 0, running: 0, succeeded: 15, failed: 0, cancelled: 0 })
   const ids = rest.map((e) => e.id as string)
-  t.ok(ids.every((id, i) => i === 0 || compare(ids[i - 1] as string, id) < 0), 'ids strictly increase')
+  t.ok(ids.every((id, i) => i === 0 || compareIds(ids[i - 1] as string, id) < 0), 'ids strictly increase')
   const result = JSON.parse(rest.find((e) => e.event === 'result')?.data ?? '{}')
   t.match(result, { state: 'succeeded', status: 200, url: /^http:\/\/127\.0\.0\.1/, contentUrl: /^\/jobs\// })
 })
@@ -149,9 +150,3 @@ t.test('an unknown job is a 404 problem, not an open stream', async (t) => {
   const bad = await fetch(`${base}/jobs/j_01JAAAAAAAAAAAAAAAAAAAAAAA/events?after=yesterday`)
   t.equal(bad.status, 400)
 })
-
-function compare (a: string, b: string): number {
-  const [am = 0, as = 0] = a.split('-').map(Number)
-  const [bm = 0, bs = 0] = b.split('-').map(Number)
-  return am - bm || as - bs
-}

@@ -211,7 +211,7 @@ export function documentedOperations (): string[] {
  */
 export function documentedAnswers (): string[] {
   const answers = (items: Record<string, PathItem>, kind: string) => [...operationsOf(items)].flatMap(([path, m, op]) =>
-    Object.keys(op.responses).filter((s) => kind === 'WEBHOOK' || s !== 'default').map((s) => `${kind}${m.toUpperCase()} ${path} ${s}`))
+    Object.keys(op.responses).filter((s) => kind !== '' || s !== 'default').map((s) => `${kind}${m.toUpperCase()} ${path} ${s}`))
   return [...answers(spec.paths, ''), ...answers(spec.webhooks, 'WEBHOOK ')]
 }
 
