@@ -23,7 +23,8 @@ t.test('the seed workload: submit, poll, read every body back byte for byte', as
   t.equal(done.state, 'completed')
   t.same(done.counts, { pending: 0, running: 0, succeeded: 15, failed: 0, cancelled: 0 })
   t.equal(done.bytes, site.bodies.reduce((n, b) => n + b.length, 0), 'bytes counts decoded bytes')
-  t.ok(done.finishedAt && done.startedAt && done.durationMs >= 0)
+  t.ok(done.startedAt && done.finishedAt, 'started and finished are set')
+  t.equal(done.durationMs, Date.parse(done.finishedAt) - Date.parse(done.startedAt), 'durationMs is finishedAt - startedAt')
   t.equal(done.results.length, 15)
   for (const [i, r] of done.results.entries()) {
     t.equal(r.index, i, 'results in input order')

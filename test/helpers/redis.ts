@@ -29,3 +29,17 @@ export async function removePrefix (prefix: string): Promise<void> {
     redis.disconnect()
   }
 }
+
+/** One line of CLIENT LIST, as fields (`id`, `name`, `cmd`, `flags`, ...). */
+export type ClientInfo = Record<string, string>
+
+/** The connections to Redis whose CLIENT SETNAME is `name` (ioredis' `connectionName`). */
+export async function clientsNamed (redis: Redis, name: string): Promise<ClientInfo[]> {
+  const list = String(await redis.client('LIST'))
+  return list.split('\n').filter((line) => line.trim() !== '')
+    .map((line) => Object.fromEntries(line.trim().split(' ').map((kv) => {
+      const eq = kv.indexOf('=')
+      return [kv.slice(0, eq), kv.slice(eq + 1)]
+    })) as ClientInfo)
+    .filter((c) => c.name === name)
+}

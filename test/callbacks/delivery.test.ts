@@ -1,5 +1,6 @@
 import { once } from 'node:events'
 import t from 'tap'
+import { eventually } from '../helpers/eventually.js'
 import { startGateServer } from '../helpers/gate-server.js'
 import { startReceiver } from '../helpers/receiver.js'
 import { testPrefix } from '../helpers/redis.js'
@@ -7,14 +8,13 @@ import { spawnTrawl, startTrawl, testEnv, waitForLog, type TestTrawl } from '../
 
 const SECRET = 'test-secret-0123456789abcdef'
 
-// The callback block settles a little after the job ends; wait for it to leave `pending`.
+// The callback block settles a little after the job ends, with nothing to announce it: wait for
+// it to leave `pending`.
 async function settled (trawl: TestTrawl, id: string) {
-  const deadline = Date.now() + 20_000
-  for (;;) {
+  return await eventually(async () => {
     const doc = (await trawl.api.app.inject(`/jobs/${id}?results=none`)).json()
-    if (doc.callback?.state !== 'pending' || Date.now() > deadline) return doc
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+    return doc.callback?.state !== 'pending' && doc
+  }, { what: `the callback of ${id} leaves pending`, timeoutMs: 20_000 })
 }
 
 async function submit (trawl: TestTrawl, urls: string[], callbackUrl: string) {

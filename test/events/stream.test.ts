@@ -1,7 +1,9 @@
 import t from 'tap'
+import { compareIds } from '../../src/events/hub.js'
 import { startGateServer } from '../helpers/gate-server.js'
 import { startSeedSite } from '../helpers/seed.js'
-import { collect, openSse, type SseEvent } from '../helpers/sse.js'
+import { eventually } from '../helpers/eventually.js'
+import { asEvent, collect, openSse, type SseEvent } from '../helpers/sse.js'
 import { startTrawl, type TestTrawl } from '../helpers/trawl.js'
 
 // The event stream against a real listening server and real jobs.
@@ -26,8 +28,9 @@ t.test('a fresh stream: snapshot, one result per URL, final state, then the end'
   t.match(stream.contentType, /^text\/event-stream/)
   const items = stream.items()
   const first = (await items.next()).value
-  t.same(first, { retry: 2000, data: '' }, 'retry is sent once, first')
-  const snapshot = (await items.next()).value as SseEvent
+  t.same(first, { kind: 'retry', value: 2000 }, 'retry is sent once, first')
+  const second = (await items.next()).value
+  const snapshot = asEvent(second?.kind === 'event' ? second.fields : {})
   t.equal(snapshot.event, 'state')
   t.equal(snapshot.id, '0-0')
   t.equal(JSON.parse(snapshot.data).state, 'queued')
@@ -39,7 +42,7 @@ t.test('a fresh stream: snapshot, one result per URL, final state, then the end'
   const worker = startWorker(trawl.config, pino({ level: 'silent' }))
   t.teardown(() => worker.close(0))
   const rest: SseEvent[] = []
-  for await (const item of items) if (!('comment' in item)) rest.push(item)
+  for await (const item of items) if (item.kind === 'event') rest.push(asEvent(item.fields))
   const states = rest.filter((e) => e.event === 'state').map((e) => JSON.parse(e.data).state)
   t.same(states, ['queued', 'running', 'completed'], 'history: queued, running, completed')
   t.same(indexesOf(rest).sort((a, b) => a - b), Array.from({ length: 15 }, (_, i) => i), 'every URL once')
@@ -47,7 +50,7 @@ t.test('a fresh stream: snapshot, one result per URL, final state, then the end'
   const last = JSON.parse(rest[rest.length - 1]?.data ?? '{}')
   t.same(last.counts, { pending: 0, running: 0, succeeded: 15, failed: 0, cancelled: 0 })
   const ids = rest.map((e) => e.id as string)
-  t.ok(ids.every((id, i) => i === 0 || compare(ids[i - 1] as string, id) < 0), 'ids strictly increase')
+  t.ok(ids.every((id, i) => i === 0 || compareIds(ids[i - 1] as string, id) < 0), 'ids strictly increase')
   const result = JSON.parse(rest.find((e) => e.event === 'result')?.data ?? '{}')
   t.match(result, { state: 'succeeded', status: 200, url: /^http:\/\/127\.0\.0\.1/, contentUrl: /^\/jobs\// })
 })
@@ -103,11 +106,11 @@ t.test('heartbeat comments while a slow target holds the job; cancel ends the st
   let comments = 0
   const seen: SseEvent[] = []
   for await (const item of stream.items()) {
-    if ('comment' in item) {
+    if (item.kind === 'comment') {
       comments++
       if (comments === 2) await trawl.api.app.inject({ method: 'DELETE', url: `/jobs/${job.id}` })
-    } else if (item.event) {
-      seen.push(item)
+    } else if (item.kind === 'event') {
+      seen.push(asEvent(item.fields))
     }
   }
   t.ok(comments >= 2, 'comment lines keep the idle stream alive')
@@ -127,8 +130,7 @@ t.test('hundreds of subscribe/abort cycles leave nothing behind', async (t) => {
     await Promise.all(streams.map(async (s) => { const it = s.items(); await it.next(); await it.next() }))
     for (const s of streams) s.abort()
   }
-  const deadline = Date.now() + 5000
-  while (trawl.api.hub.size > 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
+  await eventually(() => trawl.api.hub.size === 0, { what: 'every aborted stream unsubscribes from the hub', intervalMs: 5 })
   t.equal(trawl.api.hub.size, 0, 'no subscription left after 300 aborted streams')
   const server = trawl.api.app.server
   const open = await new Promise<number>((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))))
@@ -148,9 +150,3 @@ t.test('an unknown job is a 404 problem, not an open stream', async (t) => {
   const bad = await fetch(`${base}/jobs/j_01JAAAAAAAAAAAAAAAAAAAAAAA/events?after=yesterday`)
   t.equal(bad.status, 400)
 })
-
-function compare (a: string, b: string): number {
-  const [am = 0, as = 0] = a.split('-').map(Number)
-  const [bm = 0, bs = 0] = b.split('-').map(Number)
-  return am - bm || as - bs
-}

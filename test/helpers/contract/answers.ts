@@ -1,0 +1,72 @@
+/**
+ * Which contract test produces which documented answers (`METHOD /path status`, and
+ * `WEBHOOK POST jobFinished ...` for the callback). Each test, run alone, fails unless it
+ * produced and checked every answer listed for it; spec.test.ts fails unless the lists together
+ * name every answer openapi.yaml documents (`default` 500s aside). So coverage of the document
+ * does not depend on which tests ran before which.
+ */
+export const PRODUCERS = {
+  'callback: signed, redirect not followed, retried with the same id and body, then delivered': [
+    'GET /jobs/{id} 200', 'POST /jobs 202', 'WEBHOOK POST jobFinished 2XX',
+    'WEBHOOK POST jobFinished default'
+  ],
+  'cancel: a running job: wait runs out, then DELETE cancels it, twice': [
+    'DELETE /jobs/{id} 200', 'GET /jobs/{id} 200', 'GET /jobs/{id}/results/{index}/content 404',
+    'POST /jobs 202'
+  ],
+  'cancel: 409 JOB_FINISHED for a job that has finished': ['DELETE /jobs/{id} 409', 'GET /jobs/{id} 200', 'POST /jobs 202'],
+  'content: 200 with the decoded body byte for byte and its Content-Type; HEAD': [
+    'GET /jobs/{id} 200', 'GET /jobs/{id}/results/{index}/content 200',
+    'HEAD /jobs/{id}/results/{index}/content 200', 'POST /jobs 202'
+  ],
+  'content: 404 CONTENT_NOT_FOUND for a failed URL and for an index past the end': [
+    'GET /jobs/{id} 200', 'GET /jobs/{id}/results/{index}/content 404',
+    'HEAD /jobs/{id}/results/{index}/content 404', 'POST /jobs 202'
+  ],
+  'content: keepContent false stores no body': ['GET /jobs/{id} 200', 'GET /jobs/{id}/results/{index}/content 404', 'POST /jobs 202'],
+  'content: 400 for an index that is not a non-negative integer': [
+    'GET /jobs/{id}/results/{index}/content 400', 'HEAD /jobs/{id}/results/{index}/content 400'
+  ],
+  'events: 200 event stream: retry, snapshot, history, live events, heartbeats, the end; resumable': ['GET /jobs/{id}/events 200', 'POST /jobs 202'],
+  'events: 400 for a malformed event id, 404 for an unknown job, the stream whatever Accept says, no HEAD': [
+    'GET /jobs/{id} 200', 'GET /jobs/{id}/events 200', 'GET /jobs/{id}/events 400',
+    'GET /jobs/{id}/events 404', 'POST /jobs 202'
+  ],
+  'problems: 404 for unknown jobs (any id that is not a job) and for paths no route serves': [
+    'DELETE /jobs/{id} 404', 'GET /jobs/{id} 404', 'GET /jobs/{id}/results/{index}/content 404',
+    'HEAD /jobs/{id} 404', 'HEAD /jobs/{id}/results/{index}/content 404'
+  ],
+  'problems: with API keys, 401 without a valid key on every route but the probes; another tenant\'s job is 404': [
+    'DELETE /jobs/{id} 401', 'DELETE /jobs/{id} 404', 'GET /healthz 200', 'GET /jobs/{id} 200',
+    'GET /jobs/{id} 401', 'GET /jobs/{id} 404', 'GET /jobs/{id}/events 401', 'GET /jobs/{id}/events 404',
+    'GET /jobs/{id}/results/{index}/content 401', 'GET /jobs/{id}/results/{index}/content 404',
+    'GET /readyz 200', 'HEAD /healthz 200', 'HEAD /jobs/{id} 401', 'HEAD /jobs/{id} 404',
+    'HEAD /jobs/{id}/results/{index}/content 401', 'HEAD /jobs/{id}/results/{index}/content 404',
+    'HEAD /readyz 200', 'POST /jobs 202', 'POST /jobs 401'
+  ],
+  'problems: 503 with Retry-After while the process is overloaded, on every route but /healthz': [
+    'DELETE /jobs/{id} 503', 'GET /healthz 200', 'GET /jobs/{id} 503', 'GET /jobs/{id}/events 503',
+    'GET /jobs/{id}/results/{index}/content 503', 'GET /readyz 503', 'HEAD /healthz 200',
+    'HEAD /jobs/{id} 503', 'HEAD /jobs/{id}/results/{index}/content 503', 'HEAD /readyz 503',
+    'POST /jobs 503'
+  ],
+  'problems: 503 with Retry-After while Redis does not answer': [
+    'DELETE /jobs/{id} 503', 'GET /healthz 200', 'GET /jobs/{id} 503', 'GET /jobs/{id}/events 503',
+    'GET /jobs/{id}/results/{index}/content 503', 'GET /readyz 503', 'HEAD /jobs/{id} 503',
+    'HEAD /jobs/{id}/results/{index}/content 503', 'HEAD /readyz 503', 'POST /jobs 202', 'POST /jobs 503'
+  ],
+  'read: 200 after wait, with every kind of result in input order': ['GET /jobs/{id} 200', 'HEAD /jobs/{id} 200', 'POST /jobs 202'],
+  'read: results=none leaves results out; pages of results link to the next': ['GET /jobs/{id} 200', 'POST /jobs 202'],
+  'read: 400 for each bad query parameter, named as a JSON pointer': ['GET /jobs/{id} 400', 'HEAD /jobs/{id} 400'],
+  'probes: 200 from healthz and readyz': ['GET /healthz 200', 'GET /readyz 200', 'HEAD /healthz 200', 'HEAD /readyz 200'],
+  'read: at shutdown a request in progress is answered as usual, a wait at once': ['GET /jobs/{id} 200'],
+  'submit: 202, queued, with Location and a pending result per URL': ['POST /jobs 202'],
+  'submit: Idempotency-Key: 200 replay, 422 another request, 409 in progress, 400 malformed': [
+    'POST /jobs 200', 'POST /jobs 202', 'POST /jobs 400', 'POST /jobs 409', 'POST /jobs 422'
+  ],
+  'submit: 400 lists each bad field as a JSON pointer, and the documented request schema refuses it too': ['POST /jobs 400'],
+  'submit: 415 for a body that is not JSON, 413 for one that is too large': ['POST /jobs 413', 'POST /jobs 415'],
+  'submit: 429 from the per-tenant rate limit and the pending-URL cap': ['POST /jobs 202', 'POST /jobs 429']
+} as const satisfies Record<string, readonly string[]>
+
+export type Producer = keyof typeof PRODUCERS
