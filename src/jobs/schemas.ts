@@ -105,16 +105,21 @@ export const resultErrorSchema = z.object({
   message: z.string()
 })
 
-/** A URL's final result as a worker stores it in Redis. */
-export const storedResultSchema = z.object({
-  state: z.enum(RESULT_STATES).exclude(['pending', 'running']),
+/** What a result says about its download, in the stored record and in the API's result item alike. */
+const resultFields = {
   status: z.number().int().nullable(),
   finalUrl: z.string().nullable(),
   contentType: z.string().nullable(),
   bytes: z.number().int().min(0),
   durationMs: z.number().int().min(0).nullable(),
   attempts: z.number().int().min(0),
-  error: resultErrorSchema.nullable(),
+  error: resultErrorSchema.nullable()
+}
+
+/** A URL's final result as a worker stores it in Redis. */
+export const storedResultSchema = z.object({
+  state: z.enum(RESULT_STATES).exclude(['pending', 'running']),
+  ...resultFields,
   hasContent: z.boolean()
 })
 export type StoredResult = z.infer<typeof storedResultSchema>
@@ -123,13 +128,7 @@ export const resultItemSchema = z.object({
   index: z.number().int().min(0),
   url: z.string(),
   state: z.enum(RESULT_STATES),
-  status: z.number().int().nullable(),
-  finalUrl: z.string().nullable(),
-  contentType: z.string().nullable(),
-  bytes: z.number().int().min(0),
-  durationMs: z.number().int().min(0).nullable(),
-  attempts: z.number().int().min(0),
-  error: resultErrorSchema.nullable(),
+  ...resultFields,
   contentUrl: z.string().nullable()
 })
 export type ResultItem = z.infer<typeof resultItemSchema>
