@@ -1,7 +1,7 @@
 // s3rver ships no types; this is the part of its API the tests use.
 declare module 's3rver' {
   import type { AddressInfo } from 'node:net'
-  interface S3rverOptions {
+  export interface S3rverOptions {
     address?: string
     port?: number
     silent?: boolean
@@ -11,7 +11,7 @@ declare module 's3rver' {
     vhostBuckets?: boolean
     configureBuckets?: Array<{ name: string }>
   }
-  interface KoaContext {
+  export interface KoaContext {
     method: string
     url: string
     status: number
