@@ -4,7 +4,8 @@ import {
 } from '@aws-sdk/client-s3'
 import type { S3ClientConfig } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
-import { addAbortSignal, Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { Digesting } from './digest.js'
 import { checkJobId, checkKey, ContentStoreError } from './store.js'
 import type { ContentKey, ContentStore, PutResult, StoredBody } from './store.js'
@@ -67,10 +68,12 @@ export function createS3ContentStore (options: S3ContentStoreOptions): ContentSt
     async put (key, body, meta, opts = {}): Promise<PutResult> {
       const Key = keyOf(key)
       const source = new Digesting(body)
-      const stream = Readable.from(source.chunks(), { objectMode: false })
-      // An abort errors the stream, so that Upload itself aborts its multipart upload before
-      // done() rejects (its own abortController would reject first and clean up later).
-      if (opts.signal) addAbortSignal(opts.signal, stream)
+      // The body reaches Upload through a PassThrough that an abort or a body error destroys at
+      // once, so that Upload itself aborts its multipart upload before done() rejects (its own
+      // abortController would reject first and clean up later). The pipeline's promise is not
+      // awaited: a body stalled in a read ends only when its owner destroys it.
+      const stream = new PassThrough()
+      pipeline(Readable.from(source.chunks(), { objectMode: false }), stream, opts.signal ? { signal: opts.signal } : {}).catch(() => {})
       const upload = new Upload({
         client,
         params: { Bucket, Key, Body: stream, ...(meta.contentType ? { ContentType: meta.contentType } : {}) },

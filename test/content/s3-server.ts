@@ -15,7 +15,7 @@ export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3R
  * the store uses, ListMultipartUploads and AbortMultipartUpload: they are added here over
  * s3rver's own upload folders, so an upload left behind is seen on its real storage.
  */
-export async function startS3 (t: Test): Promise<{ endpoint: string }> {
+export async function startS3 (t: Test): Promise<{ endpoint: string, directory: string }> {
   const directory = await mkdtemp(join(tmpdir(), 'trawl-s3rver-'))
   const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, vhostBuckets: false })
   server.middleware.unshift(async (ctx, next) => {
@@ -26,7 +26,7 @@ export async function startS3 (t: Test): Promise<{ endpoint: string }> {
     await server.close()
     await rm(directory, { recursive: true, force: true })
   })
-  return { endpoint: `http://127.0.0.1:${address.port}` }
+  return { endpoint: `http://127.0.0.1:${address.port}`, directory }
 }
 
 async function multipartShim (server: S3rver, ctx: KoaContext): Promise<boolean> {
