@@ -33,6 +33,8 @@ export interface ArchiveOptions {
   level?: number
   /** Check each body against its result's sha256 and size while it is archived; a mismatch cuts the archive with an error. @defaultValue true */
   verify?: boolean
+  /** Bytes archiver buffers on each side before it holds back (what a slow reader leaves in memory, about twice this). @defaultValue 1048576 */
+  highWaterMark?: number
   /** Write ZIP64 records even when not needed. Without it archiver switches to ZIP64 by itself once offsets pass 4 GiB or entries pass 65,535. @defaultValue false */
   forceZip64?: boolean
 }
@@ -51,7 +53,12 @@ export const MANIFEST = 'results.ndjson'
  */
 export function archiveStream<T extends ArchiveItem> (src: ArchiveSource<T>, options: ArchiveOptions = {}): Readable {
   const level = options.level ?? 0
-  const zip = new ZipArchive({ store: level === 0, zlib: { level }, forceZip64: options.forceZip64 ?? false })
+  const zip = new ZipArchive({
+    store: level === 0,
+    zlib: { level },
+    forceZip64: options.forceZip64 ?? false,
+    highWaterMark: options.highWaterMark ?? 1024 * 1024
+  })
   fill(zip, src, options.verify ?? true).catch((err: unknown) => {
     if (!zip.destroyed) zip.destroy(err instanceof Error ? err : new Error(String(err)))
   })

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
 import type { Hash } from 'node:crypto'
 import { Transform } from 'node:stream'
-import type { Readable, TransformCallback } from 'node:stream'
+import type { TransformCallback } from 'node:stream'
+import type { ContentBody } from './store.js'
 
 /** Bytes and hex sha256 of what passed through a `Digesting` source so far. */
 export interface Digest {
@@ -21,7 +22,7 @@ export class Digesting {
   sourceFailed = false
   sourceError: unknown = undefined
 
-  constructor (private readonly source: AsyncIterable<Uint8Array> | Readable) {}
+  constructor (private readonly source: ContentBody) {}
 
   async * chunks (): AsyncGenerator<Uint8Array> {
     try {

@@ -9,7 +9,7 @@ export { contentConfigShape, checkContentConfig, contentStoreOptions } from './c
 export { createFsContentStore } from './fs-store.js'
 export { createS3ContentStore } from './s3-store.js'
 export { ContentStoreError } from './store.js'
-export type { ContentKey, ContentMeta, ContentStore, PutOptions, PutResult, StoredBody } from './store.js'
+export type { ContentBody, ContentKey, ContentMeta, ContentStore, PutOptions, PutResult, StoredBody } from './store.js'
 export { checkBody, ContentIntegrityError, verifyingStream } from './digest.js'
 
 /**

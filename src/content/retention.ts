@@ -113,6 +113,8 @@ export interface SweeperOptions {
    * after their job expires. @defaultValue 600000 (10 minutes)
    */
   intervalMs?: number
+  /** Milliseconds before the first try. @defaultValue a random delay under 5 s, so processes started together do not all race for the first lock */
+  firstDelayMs?: number
   logger?: Logger
 }
 
@@ -148,8 +150,7 @@ export function startSweeper (retention: Retention, options: SweeperOptions): { 
     timer = setTimeout(tick, ms)
     timer.unref()
   }
-  // A little jitter, so processes started together do not all race for the first lock.
-  arm(Math.floor(Math.random() * Math.min(5000, intervalMs)))
+  arm(options.firstDelayMs ?? Math.floor(Math.random() * Math.min(5000, intervalMs)))
 
   return {
     async close () {

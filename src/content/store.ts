@@ -36,7 +36,7 @@ export interface ContentStore {
    *   name) or an incomplete multipart upload (s3), never a visible partial body; `deleteJob`
    *   removes both with the job.
    */
-  put (key: ContentKey, body: AsyncIterable<Uint8Array> | Readable, meta: ContentMeta, options?: PutOptions): Promise<PutResult>
+  put (key: ContentKey, body: ContentBody, meta: ContentMeta, options?: PutOptions): Promise<PutResult>
 
   /**
    * Opens the body stored under `key` for reading, or null when there is none. The stream
@@ -60,6 +60,9 @@ export interface ContentStore {
   /** Releases the store's clients. Safe to call twice; the store is unusable afterwards. */
   close (): Promise<void>
 }
+
+/** A body to store: a stream, or chunks from a generator (or an array, in tests). */
+export type ContentBody = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Readable
 
 /** Which body: one URL (`index`) of one job. */
 export interface ContentKey {
