@@ -6,7 +6,7 @@ import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { Digesting } from './digest.js'
 import { checkJobId, checkKey, ContentStoreError } from './store.js'
-import type { ContentKey, ContentStore, PutResult, StoredBody } from './store.js'
+import type { ContentBody, ContentKey, ContentMeta, ContentStore, PutOptions, PutResult, StoredBody } from './store.js'
 
 export interface FsContentStoreOptions {
   /** The folder that holds one sub-folder per job (`CONTENT_DIR`); created when missing. */
@@ -30,69 +30,79 @@ const TMP = '.tmp-'
  * systems). Every process sharing the folder (one machine, or one volume) sees the same bodies.
  */
 export function createFsContentStore (options: FsContentStoreOptions): ContentStore {
-  const root = resolve(options.dir)
-  const fsync = options.fsync ?? false
-  const jobDir = (jobId: string): string => join(root, jobId)
-  const pathOf = (key: ContentKey): string => {
+  return new FsContentStore(options)
+}
+
+class FsContentStore implements ContentStore {
+  readonly kind = 'fs'
+  readonly #root: string
+  readonly #fsync: boolean
+
+  constructor (options: FsContentStoreOptions) {
+    this.#root = resolve(options.dir)
+    this.#fsync = options.fsync ?? false
+  }
+
+  #jobDir (jobId: string): string {
+    return join(this.#root, jobId)
+  }
+
+  #pathOf (key: ContentKey): string {
     checkKey(key)
-    return join(root, key.jobId, String(key.index))
+    return join(this.#root, key.jobId, String(key.index))
   }
 
-  return {
-    kind: 'fs',
-
-    async put (key, body, _meta, opts = {}): Promise<PutResult> {
-      const path = pathOf(key)
-      const tmp = join(jobDir(key.jobId), `${TMP}${key.index}-${randomBytes(6).toString('hex')}`)
-      const source = new Digesting(body)
+  async put (key: ContentKey, body: ContentBody, _meta: ContentMeta, opts: PutOptions = {}): Promise<PutResult> {
+    const path = this.#pathOf(key)
+    const tmp = join(this.#jobDir(key.jobId), `${TMP}${key.index}-${randomBytes(6).toString('hex')}`)
+    const source = new Digesting(body)
+    try {
+      await mkdir(this.#jobDir(key.jobId), { recursive: true })
+      const fh = await open(tmp, 'wx')
       try {
-        await mkdir(jobDir(key.jobId), { recursive: true })
-        const fh = await open(tmp, 'wx')
-        try {
-          await pipeline(Readable.from(source.chunks(), { objectMode: false }), fileSink(fh, fsync), opts.signal ? { signal: opts.signal } : {})
-        } finally {
-          await fh.close()
-        }
-        await rename(tmp, path)
-      } catch (err) {
-        await unlink(tmp).catch(() => {})
-        if (source.sourceFailed) throw source.sourceError
-        if (opts.signal?.aborted) throw opts.signal.reason
-        throw new ContentStoreError('fs', `put ${key.jobId}/${key.index}`, err)
-      }
-      return source.digest()
-    },
-
-    async get (key): Promise<StoredBody | null> {
-      const path = pathOf(key)
-      let fh: FileHandle
-      try {
-        fh = await open(path, 'r')
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-        throw new ContentStoreError('fs', `get ${key.jobId}/${key.index}`, err)
-      }
-      try {
-        const { size } = await fh.stat()
-        return { body: fh.createReadStream(), size }
-      } catch (err) {
+        await pipeline(Readable.from(source.chunks(), { objectMode: false }), fileSink(fh, this.#fsync), opts.signal ? { signal: opts.signal } : {})
+      } finally {
         await fh.close()
-        throw new ContentStoreError('fs', `get ${key.jobId}/${key.index}`, err)
       }
-    },
-
-    async deleteJob (jobId): Promise<void> {
-      checkJobId(jobId)
-      try {
-        await rm(jobDir(jobId), { recursive: true, force: true, maxRetries: 3 })
-      } catch (err) {
-        throw new ContentStoreError('fs', `delete job ${jobId}`, err)
-      }
-    },
-
-    // Nothing to release: every file is closed by the operation that opened it.
-    async close (): Promise<void> {}
+      await rename(tmp, path)
+    } catch (err) {
+      await unlink(tmp).catch(() => {})
+      if (source.sourceFailed) throw source.sourceError
+      if (opts.signal?.aborted) throw opts.signal.reason
+      throw new ContentStoreError('fs', `put ${key.jobId}/${key.index}`, err)
+    }
+    return source.digest()
   }
+
+  async get (key: ContentKey): Promise<StoredBody | null> {
+    const path = this.#pathOf(key)
+    let fh: FileHandle
+    try {
+      fh = await open(path, 'r')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw new ContentStoreError('fs', `get ${key.jobId}/${key.index}`, err)
+    }
+    try {
+      const { size } = await fh.stat()
+      return { body: fh.createReadStream(), size }
+    } catch (err) {
+      await fh.close()
+      throw new ContentStoreError('fs', `get ${key.jobId}/${key.index}`, err)
+    }
+  }
+
+  async deleteJob (jobId: string): Promise<void> {
+    checkJobId(jobId)
+    try {
+      await rm(this.#jobDir(jobId), { recursive: true, force: true, maxRetries: 3 })
+    } catch (err) {
+      throw new ContentStoreError('fs', `delete job ${jobId}`, err)
+    }
+  }
+
+  // Nothing to release: every file is closed by the operation that opened it.
+  async close (): Promise<void> {}
 }
 
 /** A Writable onto an open file, which syncs it at the end when asked. */

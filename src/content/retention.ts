@@ -61,46 +61,52 @@ export function retentionKeys (prefix: string): { schedule: string, lock: string
 }
 
 export function createRetention (options: RetentionOptions): Retention {
-  const { redis, store, expiresAtOf } = options
-  const keys = retentionKeys(options.prefix)
-  const batch = options.batch ?? 100
+  return new RedisRetention(options)
+}
 
-  async function settle (jobId: string, now: number): Promise<'deleted' | 'rescheduled'> {
-    const expiresAt = await expiresAtOf(jobId)
-    if (expiresAt !== null && expiresAt > now) {
-      await redis.zadd(keys.schedule, expiresAt, jobId)
-      return 'rescheduled'
-    }
-    await store.deleteJob(jobId)
-    await redis.zrem(keys.schedule, jobId)
-    return 'deleted'
+class RedisRetention implements Retention {
+  readonly #keys: { schedule: string, lock: string }
+  readonly #batch: number
+
+  constructor (private readonly options: RetentionOptions) {
+    this.#keys = retentionKeys(options.prefix)
+    this.#batch = options.batch ?? 100
   }
 
-  return {
-    async schedule (jobId, expiresAtMs) {
-      await redis.zadd(keys.schedule, expiresAtMs, jobId)
-    },
+  async schedule (jobId: string, expiresAtMs: number): Promise<void> {
+    await this.options.redis.zadd(this.#keys.schedule, expiresAtMs, jobId)
+  }
 
-    async forget (jobId) {
-      await redis.zrem(keys.schedule, jobId)
-    },
+  async forget (jobId: string): Promise<void> {
+    await this.options.redis.zrem(this.#keys.schedule, jobId)
+  }
 
-    async sweep (now = Date.now()) {
-      const result: SweepResult = { deleted: 0, rescheduled: 0, failed: 0 }
-      for (;;) {
-        // Failed jobs stay in the set: skip past them rather than reading them again.
-        const due = await redis.zrangebyscore(keys.schedule, '-inf', now, 'LIMIT', result.failed, batch)
-        for (const jobId of due) {
-          try {
-            result[await settle(jobId, now)]++
-          } catch (err) {
-            result.failed++
-            options.logger?.warn({ err, jobId }, 'could not delete the bodies of an expired job; the next sweep tries again')
-          }
+  async sweep (now = Date.now()): Promise<SweepResult> {
+    const result: SweepResult = { deleted: 0, rescheduled: 0, failed: 0 }
+    for (;;) {
+      // Failed jobs stay in the set: skip past them rather than reading them again.
+      const due = await this.options.redis.zrangebyscore(this.#keys.schedule, '-inf', now, 'LIMIT', result.failed, this.#batch)
+      for (const jobId of due) {
+        try {
+          result[await this.#settle(jobId, now)]++
+        } catch (err) {
+          result.failed++
+          this.options.logger?.warn({ err, jobId }, 'could not delete the bodies of an expired job; the next sweep tries again')
         }
-        if (due.length < batch) return result
       }
+      if (due.length < this.#batch) return result
     }
+  }
+
+  async #settle (jobId: string, now: number): Promise<'deleted' | 'rescheduled'> {
+    const expiresAt = await this.options.expiresAtOf(jobId)
+    if (expiresAt !== null && expiresAt > now) {
+      await this.options.redis.zadd(this.#keys.schedule, expiresAt, jobId)
+      return 'rescheduled'
+    }
+    await this.options.store.deleteJob(jobId)
+    await this.options.redis.zrem(this.#keys.schedule, jobId)
+    return 'deleted'
   }
 }
 

@@ -8,7 +8,7 @@ import { PassThrough, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { Digesting } from './digest.js'
 import { checkJobId, checkKey, ContentStoreError } from './store.js'
-import type { ContentKey, ContentStore, PutResult, StoredBody } from './store.js'
+import type { ContentBody, ContentKey, ContentMeta, ContentStore, PutOptions, PutResult, StoredBody } from './store.js'
 
 export interface S3ContentStoreOptions {
   /** The bucket (`S3_BUCKET`); it must exist. */
@@ -41,84 +41,97 @@ const MIB = 1024 * 1024
  * `Content-Type` is the body's; the sha256 lives in the result in Redis.
  */
 export function createS3ContentStore (options: S3ContentStoreOptions): ContentStore {
-  const client = options.client ?? new S3Client({
-    region: options.region,
-    forcePathStyle: options.forcePathStyle,
-    ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
-    ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),
-    // Many S3-compatible services reject the newer default checksum headers and trailers;
-    // the sha256 trawl computes is its integrity check.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED'
-  })
-  const owned = options.client === undefined
-  const Bucket = options.bucket
-  const base = options.prefix.replace(/\/+$/, '')
-  const jobPrefix = (jobId: string): string => `${base === '' ? '' : `${base}/`}${jobId}/`
-  const keyOf = (key: ContentKey): string => {
-    checkKey(key)
-    return `${jobPrefix(key.jobId)}${key.index}`
+  return new S3ContentStore(options)
+}
+
+class S3ContentStore implements ContentStore {
+  readonly kind = 's3'
+  readonly #client: S3Client
+  readonly #owned: boolean
+  readonly #bucket: string
+  readonly #base: string
+  readonly #partSize: number
+  #closed = false
+
+  constructor (options: S3ContentStoreOptions) {
+    this.#client = options.client ?? new S3Client({
+      region: options.region,
+      forcePathStyle: options.forcePathStyle,
+      ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
+      ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),
+      // Many S3-compatible services reject the newer default checksum headers and trailers;
+      // the sha256 trawl computes is its integrity check.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED'
+    })
+    this.#owned = options.client === undefined
+    this.#bucket = options.bucket
+    this.#base = options.prefix.replace(/\/+$/, '')
+    this.#partSize = Math.max(5 * MIB, options.partSize ?? 5 * MIB)
   }
-  const partSize = Math.max(5 * MIB, options.partSize ?? 5 * MIB)
-  let closed = false
 
-  return {
-    kind: 's3',
+  #jobPrefix (jobId: string): string {
+    return `${this.#base === '' ? '' : `${this.#base}/`}${jobId}/`
+  }
 
-    async put (key, body, meta, opts = {}): Promise<PutResult> {
-      const Key = keyOf(key)
-      const source = new Digesting(body)
-      // The body reaches Upload through a PassThrough that an abort or a body error destroys at
-      // once, so that Upload itself aborts its multipart upload before done() rejects (its own
-      // abortController would reject first and clean up later). The pipeline's promise is not
-      // awaited: a body stalled in a read ends only when its owner destroys it.
-      const stream = new PassThrough()
-      pipeline(Readable.from(source.chunks(), { objectMode: false }), stream, opts.signal ? { signal: opts.signal } : {}).catch(() => {})
-      const upload = new Upload({
-        client,
-        params: { Bucket, Key, Body: stream, ...(meta.contentType ? { ContentType: meta.contentType } : {}) },
-        queueSize: 1,
-        partSize,
-        leavePartsOnError: false
-      })
-      try {
-        await upload.done()
-      } catch (err) {
-        stream.destroy()
-        if (source.sourceFailed) throw source.sourceError
-        if (opts.signal?.aborted) throw opts.signal.reason
-        throw new ContentStoreError('s3', `put ${Key}`, err)
-      }
-      return source.digest()
-    },
+  #keyOf (key: ContentKey): string {
+    checkKey(key)
+    return `${this.#jobPrefix(key.jobId)}${key.index}`
+  }
 
-    async get (key): Promise<StoredBody | null> {
-      const Key = keyOf(key)
-      try {
-        const res = await client.send(new GetObjectCommand({ Bucket, Key }))
-        return { body: res.Body as Readable, size: res.ContentLength ?? 0 }
-      } catch (err) {
-        if (isNotFound(err)) return null
-        throw new ContentStoreError('s3', `get ${Key}`, err)
-      }
-    },
-
-    async deleteJob (jobId): Promise<void> {
-      checkJobId(jobId)
-      const Prefix = jobPrefix(jobId)
-      try {
-        await deleteObjects(client, Bucket, Prefix)
-        await abortUploads(client, Bucket, Prefix)
-      } catch (err) {
-        throw new ContentStoreError('s3', `delete ${Prefix}`, err)
-      }
-    },
-
-    async close (): Promise<void> {
-      if (closed) return
-      closed = true
-      if (owned) client.destroy()
+  async put (key: ContentKey, body: ContentBody, meta: ContentMeta, opts: PutOptions = {}): Promise<PutResult> {
+    const Key = this.#keyOf(key)
+    const source = new Digesting(body)
+    // The body reaches Upload through a PassThrough that an abort or a body error destroys at
+    // once, so that Upload itself aborts its multipart upload before done() rejects (its own
+    // abortController would reject first and clean up later). The pipeline's promise is not
+    // awaited: a body stalled in a read ends only when its owner destroys it.
+    const stream = new PassThrough()
+    pipeline(Readable.from(source.chunks(), { objectMode: false }), stream, opts.signal ? { signal: opts.signal } : {}).catch(() => {})
+    const upload = new Upload({
+      client: this.#client,
+      params: { Bucket: this.#bucket, Key, Body: stream, ...(meta.contentType ? { ContentType: meta.contentType } : {}) },
+      queueSize: 1,
+      partSize: this.#partSize,
+      leavePartsOnError: false
+    })
+    try {
+      await upload.done()
+    } catch (err) {
+      stream.destroy()
+      if (source.sourceFailed) throw source.sourceError
+      if (opts.signal?.aborted) throw opts.signal.reason
+      throw new ContentStoreError('s3', `put ${Key}`, err)
     }
+    return source.digest()
+  }
+
+  async get (key: ContentKey): Promise<StoredBody | null> {
+    const Key = this.#keyOf(key)
+    try {
+      const res = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key }))
+      return { body: res.Body as Readable, size: res.ContentLength ?? 0 }
+    } catch (err) {
+      if (isNotFound(err)) return null
+      throw new ContentStoreError('s3', `get ${Key}`, err)
+    }
+  }
+
+  async deleteJob (jobId: string): Promise<void> {
+    checkJobId(jobId)
+    const Prefix = this.#jobPrefix(jobId)
+    try {
+      await deleteObjects(this.#client, this.#bucket, Prefix)
+      await abortUploads(this.#client, this.#bucket, Prefix)
+    } catch (err) {
+      throw new ContentStoreError('s3', `delete ${Prefix}`, err)
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    if (this.#owned) this.#client.destroy()
   }
 }
 
