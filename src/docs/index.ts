@@ -9,11 +9,14 @@ export const OPENAPI_PATH = fileURLToPath(new URL('../../openapi.yaml', import.m
 
 // Swagger UI's page loads its bundle, preset and initializer from /docs/static and fetches the
 // spec from /docs/json: all from this origin. Its React views set styles through the DOM, which
-// a CSP without 'unsafe-inline' allows; its logo is a data: URL.
+// a CSP without 'unsafe-inline' allows; its logo is a data: URL. It inserts one <style> element
+// of its own, allowed by its hash (swagger-ui 5 as @fastify/swagger-ui 6.1 ships it; another
+// version may need another hash: the browser test reports the violation with the new one).
+const SWAGGER_UI_STYLE = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"
 const DOCS_CSP = {
   'default-src': ["'none'"],
   'script-src': ["'self'"],
-  'style-src': ["'self'"],
+  'style-src': ["'self'", SWAGGER_UI_STYLE],
   'img-src': ["'self'", 'data:'],
   'font-src': ["'self'", 'data:'],
   'connect-src': ["'self'"],
@@ -37,7 +40,8 @@ export async function docsRoutes (app: FastifyInstance, opts: { specPath?: strin
     routePrefix: '/docs',
     // No call to validator.swagger.io: nothing leaves this origin.
     validatorUrl: false,
-    uiConfig: { deepLinking: true, tryItOutEnabled: false, displayRequestDuration: true },
+    // BaseLayout: no top bar with its box for loading some other spec URL.
+    uiConfig: { layout: 'BaseLayout', deepLinking: true, tryItOutEnabled: false, displayRequestDuration: true },
     theme: { title: 'trawl API reference' }
   })
 }

@@ -14,7 +14,7 @@ function summary (view) {
   const c = view.counts
   const rows = [
     ['State', badge(view.state, { id: 'job-state' })],
-    ['Progress', h('span', { id: 'job-counts' }, `${finishedCount(view)} / ${view.total} done · ${c.succeeded} ok · ${c.failed} failed · ${c.cancelled} cancelled · ${c.running} running · ${c.pending} pending`)],
+    ['Progress', h('span', { id: 'job-counts' }, `${finishedCount(view)} / ${view.total} done · ${c.succeeded} ok · ${c.failed} failed · ${c.cancelled} cancelled · ${view.total - finishedCount(view)} to go`)],
     ['Bytes', formatBytes(view.bytes)],
     ['Duration', formatMs(view.durationMs)],
     ['Created', formatTime(view.createdAt)],

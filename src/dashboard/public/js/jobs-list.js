@@ -40,7 +40,7 @@ async function loadJobs (path) {
 
 function countsText (view) {
   const c = view.counts
-  return `${finishedCount(view)} / ${view.total} done · ${c.succeeded} ok · ${c.failed} failed · ${c.cancelled} cancelled · ${c.running} running`
+  return `${finishedCount(view)} / ${view.total} done · ${c.succeeded} ok · ${c.failed} failed · ${c.cancelled} cancelled`
 }
 
 /** One table row, updated in place as its job moves. */
