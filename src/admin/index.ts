@@ -4,7 +4,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter'
 import { FastifyAdapter } from '@bull-board/fastify'
 import type { Queue } from 'bullmq'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { usePageRoutes } from '../dashboard/csp.js'
+import { usePageRoutes } from '../dashboard/pages.js'
 import { sendProblem } from '../http/error-handler.js'
 import { ADMIN_COOKIE, createAdminGate, sessionToken, type AdminGate } from './session.js'
 import { loginPage } from './login-page.js'
@@ -52,11 +52,11 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 },
     (_request, body, done) => { done(null, new URLSearchParams(body as string)) })
 
-  app.get('/admin', async (request, reply) => {
+  app.get('/admin', { schema: { hide: true } }, async (request, reply) => {
     if (gate.allows(request)) return reply.redirect(BOARD_PATH, 303)
     return reply.type('text/html; charset=utf-8').send(loginPage(null))
   })
-  app.post('/admin', async (request, reply) => {
+  app.post('/admin', { schema: { hide: true } }, async (request, reply) => {
     const given = request.body instanceof URLSearchParams ? request.body.get('key') ?? '' : ''
     if (given === '' || !gate.isKey(given)) {
       return reply.code(401).type('text/html; charset=utf-8').send(loginPage('That is not an admin key.'))
@@ -64,7 +64,7 @@ export async function adminRoutes (app: FastifyInstance, opts: AdminOptions): Pr
     reply.header('set-cookie', cookie(request, sessionToken(given)))
     return reply.redirect(BOARD_PATH, 303)
   })
-  app.post('/admin/logout', async (request, reply) => {
+  app.post('/admin/logout', { schema: { hide: true } }, async (request, reply) => {
     reply.header('set-cookie', cookie(request, '', 0))
     return reply.redirect('/admin', 303)
   })

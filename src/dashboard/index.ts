@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
-import { usePageRoutes } from './csp.js'
+import { usePageRoutes } from './pages.js'
 
 /**
  * The page's files, from the package: two levels up from both src/dashboard/ and

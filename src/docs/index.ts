@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
-import { usePageRoutes } from '../dashboard/csp.js'
+import { usePageRoutes } from '../dashboard/pages.js'
 
 /** openapi.yaml at the package root: two levels up from both src/docs/ and dist/docs/. */
 export const OPENAPI_PATH = fileURLToPath(new URL('../../openapi.yaml', import.meta.url))

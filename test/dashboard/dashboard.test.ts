@@ -115,3 +115,17 @@ t.test('a person follows jobs in the dashboard and reads the API reference', asy
   t.same(foreignRequests(requests, base), [], 'every request went to the service itself')
   t.same(problems.filter((p) => /Content Security Policy|Refused/i.test(p)), [], 'no CSP violation')
 })
+
+t.test('an open service (no API_KEYS) needs no key in the page', async (t) => {
+  const gate = await startGateServer(100)
+  t.teardown(() => gate.close())
+  const trawl = await startTrawl(t)
+  const base = (await trawl.api.app.listen({ port: 0, host: '127.0.0.1' })).replace('localhost', '127.0.0.1')
+  const { page } = await launchBrowser(t)
+  await page.goto(`${base}/`)
+  await page.locator('#urls').fill(gate.url('/fast/1'))
+  await page.locator('#submit').click()
+  await page.locator('#jobs tbody tr[data-state="completed"]').waitFor()
+  t.equal(await page.locator('#key-form').count(), 0, 'no key was asked for')
+  t.equal(await page.evaluate('sessionStorage.getItem("trawl.apiKey")'), null)
+})

@@ -79,51 +79,53 @@ export async function renderJob (main, id) {
   return { stop: () => view.stop() }
 }
 
-function createJobView (id, first, path, onError) {
-  const summaryBox = h('div', {})
+/** The results table with its pager; `load(offset)` shows that page, `reload()` the current one. */
+function resultsPager (path, onError) {
   const { body, table } = resultsTable()
   const prev = h('button', { type: 'button' }, '← previous')
   const next = h('button', { type: 'button' }, 'next →')
   const where = h('span', { class: 'muted', id: 'page-info' })
-  const pager = h('div', { class: 'row pager' }, prev, where, next)
   let offset = 0
-  let finalHook = () => {}
-  const showPage = (doc) => {
+  const show = (doc) => {
     offset = doc.page?.offset ?? 0
     body.replaceChildren(...(doc.results ?? []).map((item) => resultRow(item, onError)))
     where.textContent = doc.total === 0 ? 'no results' : `results ${offset + 1}–${Math.min(doc.total, offset + LIMIT)} of ${doc.total}`
     prev.disabled = offset === 0
     next.disabled = doc.page?.next === null || doc.page?.next === undefined
   }
-  const load = (at) => json(path(at)).then(showPage).catch(onError)
+  const load = (at) => json(path(at)).then(show).catch(onError)
   prev.addEventListener('click', () => load(Math.max(0, offset - LIMIT)))
   next.addEventListener('click', () => load(offset + LIMIT))
+  // A URL that ends replaces its row, if the row is on the page shown.
+  const replace = (item) => body.querySelector(`tr[data-index="${item.index}"]`)?.replaceWith(resultRow(item, onError))
+  return { table, pager: h('div', { class: 'row pager' }, prev, where, next), show, replace, reload: () => load(offset) }
+}
+
+function createJobView (id, first, path, onError) {
+  const summaryBox = h('div', {})
+  const results = resultsPager(path, onError)
+  let finalHook = () => {}
   const showSummary = (view) => {
     summaryBox.replaceChildren(summary(view))
     if (isFinal(view)) {
       finalHook()
-      load(offset) // the final states of every row on this page, cancelled ones included
+      results.reload() // the final states of every row on this page, cancelled ones included
     }
   }
-  const onResult = (item) => {
-    const old = body.querySelector(`tr[data-index="${item.index}"]`)
-    if (old) old.replaceWith(resultRow(item, onError))
-  }
-  const tracker = trackJob(first, { onChange: showSummary, onResult, onGone: onError })
+  const tracker = trackJob(first, { onChange: showSummary, onResult: results.replace, onGone: onError })
   summaryBox.replaceChildren(summary(first))
-  showPage(first)
+  results.show(first)
   return {
     summaryBox,
-    table,
-    pager,
+    table: results.table,
+    pager: results.pager,
     stop: () => tracker.stop(),
     onFinal (fn) {
       finalHook = fn
       if (isFinal(first)) fn()
     },
     async cancel () {
-      const doc = await json(`/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' })
-      tracker.update(doc)
+      tracker.update(await json(`/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' }))
     }
   }
 }

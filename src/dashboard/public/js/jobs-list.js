@@ -1,3 +1,4 @@
+/* global CSS */
 /**
  * The jobs page: a form to submit a batch, and the caller's jobs with live progress. The list
  * comes from `GET /jobs` (`{ jobs, page: { next } }`); on a server without that route (404 or
@@ -9,6 +10,31 @@ import { finishedCount, trackJob } from './track.js'
 import { submitForm } from './submit-form.js'
 
 const PAGE = 50
+// A browser opens at most 6 HTTP/1.1 connections to one origin and each stream holds one: the
+// list follows this many jobs at once and the rest as those finish, leaving room for the page.
+const MAX_STREAMS = 3
+
+/** Runs `start(done)` tasks at most `max` at a time; each calls done() when it ends. */
+function limiter (max) {
+  const queue = []
+  let active = 0
+  const next = () => {
+    while (active < max && queue.length > 0) {
+      active++
+      let released = false
+      queue.shift()(() => {
+        if (released) return
+        released = true
+        active--
+        next()
+      })
+    }
+  }
+  return (start) => {
+    queue.push(start)
+    next()
+  }
+}
 
 async function listFromServer (path) {
   const body = await json(path)
@@ -72,18 +98,23 @@ function jobsTable () {
 
 export async function renderList (main) {
   const trackers = new Map()
+  const slots = limiter(MAX_STREAMS)
+  let stopped = false
   const { table, body } = jobsTable()
   const note = h('p', { class: 'muted', id: 'list-note' })
   const more = h('button', { type: 'button', hidden: true }, 'More jobs')
   const empty = h('p', { class: 'muted', id: 'no-jobs' }, 'No jobs yet: submit one above.')
 
   const add = (doc, { first = false } = {}) => {
-    if (trackers.has(doc.id)) return
+    if (body.querySelector(`tr[data-job-id="${CSS.escape(doc.id)}"]`)) return
     const { row, show } = jobRow(doc)
     if (first) body.prepend(row)
     else body.append(row)
     empty.hidden = true
-    trackers.set(doc.id, trackJob(doc, { onChange: show }))
+    slots((done) => {
+      if (stopped) return done()
+      trackers.set(doc.id, trackJob(doc, { onChange: show, onEnd: done }))
+    })
   }
   let next = null
   const loadMore = async (path) => {
@@ -102,5 +133,10 @@ export async function renderList (main) {
   })
   main.replaceChildren(form, h('section', { class: 'card' }, h('h2', {}, 'Jobs'), note, empty, table, more))
   await loadMore(null)
-  return { stop () { for (const t of trackers.values()) t.stop() } }
+  return {
+    stop () {
+      stopped = true
+      for (const t of trackers.values()) t.stop()
+    }
+  }
 }

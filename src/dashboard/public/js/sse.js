@@ -66,51 +66,48 @@ async function readEvents (body, onEvent, setLastId) {
   }
 }
 
+/** One connection: 'over' (204), 'dropped' (the stream ended or broke) or an HTTP status text. */
+async function connect (path, lastId, signal, onEvent, setLastId) {
+  const headers = { accept: 'text/event-stream' }
+  if (lastId !== null) headers['last-event-id'] = lastId
+  const res = await call(path, { headers, signal })
+  if (res.status === 204) return 'over'
+  if (!res.ok) return `HTTP ${res.status}`
+  await readEvents(res.body, onEvent, setLastId)
+  return 'dropped'
+}
+
 /**
  * Follows `path`; `onEvent({ event, data })` gets each event with its data parsed as JSON.
- * Returns `{ stop() }`. `onGone(err)` is told when the stream cannot go on (404, auth).
+ * Returns `{ stop() }`. `onGone(err)` is told when the stream cannot go on (404, auth);
+ * `onEnd()` when following ends, for whatever reason.
  */
-export function follow (path, onEvent, onGone = () => {}) {
+export function follow (path, onEvent, { onGone = () => {}, onEnd = () => {} } = {}) {
   const abort = new AbortController()
   let lastId = null
-  let stopped = false
-  const stop = () => {
-    stopped = true
-    abort.abort()
-  }
   const dispatch = (e) => {
-    if (stopped) return
+    if (abort.signal.aborted) return
     let data = null
     try {
       data = JSON.parse(e.data)
     } catch {}
     onEvent({ event: e.event, data })
   }
-  const once = async () => {
-    const headers = { accept: 'text/event-stream' }
-    if (lastId !== null) headers['last-event-id'] = lastId
-    const res = await call(path, { headers, signal: abort.signal })
-    if (res.status === 204) return 'over'
-    if (!res.ok) return `HTTP ${res.status}`
-    await readEvents(res.body, dispatch, (id) => { lastId = id })
-    return 'dropped'
-  }
   const run = async () => {
-    // `stopped` is set by stop(), from outside this loop.
     while (!abort.signal.aborted) {
       let outcome
       try {
-        outcome = await once()
+        outcome = await connect(path, lastId, abort.signal, dispatch, (id) => { lastId = id })
       } catch (err) {
-        if (stopped) return
+        if (abort.signal.aborted) return
         if (err instanceof AuthRequired) return onGone(err)
         outcome = 'dropped'
       }
-      if (stopped || outcome === 'over') return
+      if (abort.signal.aborted || outcome === 'over') return
       if (outcome !== 'dropped') return onGone(new Error(outcome))
       await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS))
     }
   }
-  run()
-  return { stop }
+  run().finally(onEnd)
+  return { stop: () => abort.abort() }
 }

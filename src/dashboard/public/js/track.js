@@ -47,9 +47,9 @@ export const finishedCount = (view) => done(view.counts)
 
 /**
  * Follows job `doc.id` until it is final. `onChange(view)` after each event, `onResult(item)`
- * for each URL that ends. Returns `{ stop() }`.
+ * for each URL that ends, `onEnd()` once it no longer follows. Returns `{ stop(), update(doc) }`.
  */
-export function trackJob (doc, { onChange, onResult = () => {}, onGone = () => {} }) {
+export function trackJob (doc, { onChange, onResult = () => {}, onGone = () => {}, onEnd = () => {} }) {
   let view = { ...doc }
   const tally = new Map()
   let stream = null
@@ -67,7 +67,9 @@ export function trackJob (doc, { onChange, onResult = () => {}, onGone = () => {
         onResult(data)
       } else return
       changed()
-    }, onGone)
+    }, { onGone, onEnd })
+  } else {
+    queueMicrotask(onEnd)
   }
   return {
     stop: () => stream?.stop(),

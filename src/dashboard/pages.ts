@@ -19,3 +19,12 @@ export function usePageRoutes (app: FastifyInstance, directives: CspDirectives):
     route.config = Object.assign({}, route.config, { helmet, tenantAuth: false as const })
   })
 }
+
+/**
+ * The paths of the pages for people (the dashboard, the API reference, the admin pages): not
+ * API operations, so not in openapi.yaml. For the contract test, which matches every other
+ * served route against the spec.
+ */
+export function isPagePath (path: string): boolean {
+  return path === '/' || path === '/*' || /^\/(dashboard|docs|admin)(\/|\*|$)/.test(path)
+}
