@@ -16,6 +16,9 @@ import { validatorCompiler } from './validation.js'
 import { healthRoutes } from './health.js'
 import { jobEventRoutes } from '../events/routes.js'
 import { jobRoutes } from '../jobs/routes.js'
+import { adminRoutes, type AdminOptions } from '../admin/index.js'
+import { dashboardRoutes } from '../dashboard/index.js'
+import { docsRoutes } from '../docs/index.js'
 
 export interface AppDeps {
   config: Config
@@ -25,6 +28,8 @@ export interface AppDeps {
   queues: Queues
   watcher: FinishWatcher
   hub: EventHub
+  /** Operators' pages: ADMIN_API_KEYS and the queues Bull Board shows. Absent: /admin is off. */
+  admin?: AdminOptions
 }
 
 /** The API as a Fastify instance; it owns none of its dependencies and closes none of them. */
@@ -63,5 +68,10 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   const idempotency = createIdempotencyKeys(deps.redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
   await app.register(jobRoutes, { config, store: deps.store, admission, idempotency, queues: deps.queues, watcher: deps.watcher })
   await app.register(jobEventRoutes, { store: deps.store, hub: deps.hub })
+  // Pages for people (/, /docs, /admin): their own CSP, and no tenant auth on the pages
+  // themselves; the data comes from the API with the person's key.
+  await app.register(dashboardRoutes)
+  await app.register(docsRoutes)
+  await app.register(adminRoutes, deps.admin ?? { keys: [], queues: [] })
   return app
 }

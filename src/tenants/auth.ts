@@ -13,6 +13,10 @@ declare module 'fastify' {
     /** The tenant the request acts for: the owner of its API key, or OPEN_TENANT when keys are off. */
     tenant: string
   }
+  interface FastifyContextConfig {
+    /** false: not a tenant's route; it authenticates its own way or is public (pages for people). */
+    tenantAuth?: false
+  }
 }
 
 // Routes a load balancer or orchestrator calls without credentials.
@@ -34,7 +38,7 @@ export const auth = fp(async function auth (app: FastifyInstance, opts: { keys: 
   }
   app.addHook('onRequest', async (request) => {
     const path = request.url.split('?')[0] ?? ''
-    if (PUBLIC_ROUTES.has(path)) return
+    if (PUBLIC_ROUTES.has(path) || request.routeOptions.config.tenantAuth === false) return
     const header = request.headers.authorization
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
     if (!match) throw new UnauthorizedError('Send an API key as Authorization: Bearer <key>.')
