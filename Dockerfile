@@ -22,6 +22,11 @@ WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
+# The dashboard's static files and the spec /docs renders are read at run time, not compiled.
+COPY --from=build --chown=node:node /app/src/dashboard/public ./src/dashboard/public
+COPY --chown=node:node openapi.yaml ./
+# The fs content store's default folder (CONTENT_DIR); mount a volume here to keep bodies.
+RUN mkdir -p /app/data/content && chown -R node:node /app/data
 # The health check of every role: the API (and `all`) answers /healthz on PORT, a worker on
 # METRICS_PORT. The role is in PID 1's arguments (tini -- node dist/main.js <role>); when they
 # cannot be read (another init), both ports are tried.
