@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import ipaddr from 'ipaddr.js'
 import { z } from 'zod'
+import { checkContentConfig, contentConfigShape } from './content/config.js'
 import { hostsConfigSchema } from './hosts/config.js'
 import { metricsConfigShape } from './metrics/config.js'
 
@@ -113,9 +114,10 @@ export const configSchema = z.object({
   /** Milliseconds the process waits for in-flight work on SIGTERM before handing it back. */
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   // Each feature's rows live with the feature; this stays the only reader of the environment.
+  ...contentConfigShape,
   ...hostsConfigSchema.shape,
   ...metricsConfigShape
-})
+}).superRefine(checkContentConfig)
 
 export type Config = Readonly<Omit<z.infer<typeof configSchema>, 'FETCH_ALLOW_CIDRS' | 'API_KEYS' | 'ADMIN_API_KEYS'> & {
   FETCH_ALLOW_CIDRS: readonly string[]
