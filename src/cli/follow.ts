@@ -3,7 +3,7 @@ import { FINAL_JOB_STATES } from '../jobs/schemas.js'
 import { checkResult, checkSummary, type JobSummary, type ResultItem } from './documents.js'
 import { ProblemError, ProtocolError, UnreachableError } from './errors.js'
 import type { TrawlClient } from './http.js'
-import { readSse } from './sse.js'
+import { readSse, type SseItem } from './sse.js'
 
 export interface FollowHandlers {
   /** Every `state` event, the snapshot first (its counts may be ahead of the results replayed after it). */
@@ -37,69 +37,95 @@ export interface FollowOptions {
  */
 export async function followJob (client: TrawlClient, id: string, handlers: FollowHandlers, options: FollowOptions): Promise<JobSummary> {
   const maxReconnects = options.maxReconnects ?? 5
-  const idleMs = options.idleMs ?? 45_000
-  const seen = new Set<number>()
-  let lastId: string | undefined
-  let retryMs = 2000
+  const stream: StreamState = { seen: new Set<number>(), lastId: undefined, retryMs: 2000 }
   let failures = 0
 
   for (;;) {
-    const connection = new AbortController()
-    const signal = AbortSignal.any([options.signal, connection.signal])
-    let idle: NodeJS.Timeout | undefined
-    const touch = () => {
-      clearTimeout(idle)
-      idle = setTimeout(() => connection.abort(new Error(`nothing received for ${idleMs / 1000} s`)), idleMs)
-    }
-    let progressed = false
-    let reason: string
-    const resumedFrom = lastId
-    let first = true
-    try {
-      touch()
-      const res = await client.events(id, resumedFrom, signal)
-      for await (const item of readSse(res.body as AsyncIterable<Uint8Array>)) {
-        touch()
-        if (item.kind === 'retry') retryMs = Math.min(Math.max(item.ms, 100), 30_000)
-        if (item.kind !== 'event') continue
-        progressed = true
-        if (item.id !== undefined) lastId = item.id
-        if (item.event === 'result') {
-          const result = checkResult(parseJson(item.data), `a result event of job ${id}`)
-          if (!seen.has(result.index)) {
-            seen.add(result.index)
-            handlers.onResult(result)
-          }
-        } else if (item.event === 'state') {
-          const doc = checkSummary(parseJson(item.data), `a state event of job ${id}`)
-          handlers.onState(doc)
-          // A fresh stream opens with a snapshot of the job as it is now, then replays the whole
-          // history: a finished job's snapshot is final too, but the history still follows it.
-          const snapshot = resumedFrom === undefined && first
-          if (!snapshot && FINAL_JOB_STATES.has(doc.state)) return doc
-        }
-        first = false
-      }
-      reason = 'the server ended the stream before the job finished'
-    } catch (err) {
-      if (options.signal.aborted) throw options.signal.reason
-      // The job is gone or the answer is not trawl's: reconnecting will not help.
-      if (err instanceof ProblemError && err.status < 500) throw err
-      if (err instanceof ProtocolError) throw err
-      reason = connection.signal.aborted && connection.signal.reason instanceof Error
-        ? connection.signal.reason.message
-        : err instanceof Error ? err.message : String(err)
-    } finally {
-      clearTimeout(idle)
-      connection.abort()
-    }
-    failures = progressed ? 1 : failures + 1
+    const attempt = await followOnce(client, id, handlers, options, stream)
+    if ('final' in attempt) return attempt.final
+    failures = attempt.progressed ? 1 : failures + 1
     if (failures > maxReconnects) {
-      throw new UnreachableError(`lost the event stream of job ${id} (${reason}); gave up after ${maxReconnects} reconnects`)
+      throw new UnreachableError(`lost the event stream of job ${id} (${attempt.reason}); gave up after ${maxReconnects} reconnects`)
     }
-    handlers.onReconnect?.(failures, maxReconnects, reason, retryMs)
-    await sleep(retryMs, undefined, { signal: options.signal })
+    handlers.onReconnect?.(failures, maxReconnects, attempt.reason, stream.retryMs)
+    await sleep(stream.retryMs, undefined, { signal: options.signal })
   }
+}
+
+/** What one connection hands the next. */
+interface StreamState {
+  /** Indexes whose result was handed on already. */
+  seen: Set<number>
+  /** The last event id, sent as `Last-Event-ID` on a reconnect. */
+  lastId: string | undefined
+  /** The server's `retry:` delay, clamped, in milliseconds. */
+  retryMs: number
+}
+
+type Attempt = { final: JobSummary } | { reason: string, progressed: boolean }
+
+/** One connection to the event stream: the final document, or why it dropped. */
+async function followOnce (client: TrawlClient, id: string, handlers: FollowHandlers, options: FollowOptions, stream: StreamState): Promise<Attempt> {
+  const idleMs = options.idleMs ?? 45_000
+  const connection = new AbortController()
+  const signal = AbortSignal.any([options.signal, connection.signal])
+  let idle: NodeJS.Timeout | undefined
+  const touch = () => {
+    clearTimeout(idle)
+    idle = setTimeout(() => connection.abort(new Error(`nothing received for ${idleMs / 1000} s`)), idleMs)
+  }
+  let progressed = false
+  const resumedFrom = stream.lastId
+  let first = true
+  try {
+    touch()
+    const res = await client.events(id, resumedFrom, signal)
+    for await (const item of readSse(res.body as AsyncIterable<Uint8Array>)) {
+      touch()
+      if (item.kind === 'retry') stream.retryMs = Math.min(Math.max(item.ms, 100), 30_000)
+      if (item.kind !== 'event') continue
+      progressed = true
+      // A fresh stream opens with a snapshot of the job as it is now, then replays the whole
+      // history: a finished job's snapshot is final too, but the history still follows it.
+      const final = onEvent(item, id, handlers, stream, resumedFrom === undefined && first)
+      if (final !== undefined) return { final }
+      first = false
+    }
+    return { reason: 'the server ended the stream before the job finished', progressed }
+  } catch (err) {
+    return { reason: dropReason(err, options.signal, connection.signal), progressed }
+  } finally {
+    clearTimeout(idle)
+    connection.abort()
+  }
+}
+
+/** Hands one event to its handler; returns the job document when it carries a final state. */
+function onEvent (item: Extract<SseItem, { kind: 'event' }>, id: string, handlers: FollowHandlers, stream: StreamState, snapshot: boolean): JobSummary | undefined {
+  if (item.id !== undefined) stream.lastId = item.id
+  if (item.event === 'result') {
+    const result = checkResult(parseJson(item.data), `a result event of job ${id}`)
+    if (!stream.seen.has(result.index)) {
+      stream.seen.add(result.index)
+      handlers.onResult(result)
+    }
+  } else if (item.event === 'state') {
+    const doc = checkSummary(parseJson(item.data), `a state event of job ${id}`)
+    handlers.onState(doc)
+    if (!snapshot && FINAL_JOB_STATES.has(doc.state)) return doc
+  }
+  return undefined
+}
+
+/** Why a connection failed, as a reason to reconnect; rethrows what reconnecting cannot help. */
+function dropReason (err: unknown, outer: AbortSignal, connection: AbortSignal): string {
+  if (outer.aborted) throw outer.reason
+  // The job is gone or the answer is not trawl's: reconnecting will not help.
+  if (err instanceof ProblemError && err.status < 500) throw err
+  if (err instanceof ProtocolError) throw err
+  return connection.aborted && connection.reason instanceof Error
+    ? connection.reason.message
+    : err instanceof Error ? err.message : String(err)
 }
 
 function parseJson (text: string): unknown {

@@ -35,8 +35,6 @@ export async function runCli (argv: readonly string[], io: Partial<CliIo> & Pick
 }
 
 function buildProgram (io: CliIo, setCode: (code: number) => void): Command {
-  const server = () => new Option('-s, --server <url>', 'the trawl server (env TRAWL_SERVER)').default(io.env.TRAWL_SERVER ?? DEFAULT_SERVER)
-  const apiKey = () => new Option('-k, --api-key <key>', 'API key for a server with API_KEYS (env TRAWL_API_KEY)').default(io.env.TRAWL_API_KEY, 'TRAWL_API_KEY')
   const program = new Command('trawl')
     .description('Command-line client of a trawl server: batch downloads as jobs.')
     .exitOverride()
@@ -47,12 +45,30 @@ function buildProgram (io: CliIo, setCode: (code: number) => void): Command {
     .showHelpAfterError('(trawl <command> --help for usage)')
     .allowExcessArguments(false)
 
-  program.command('get')
+  addGet(program, io, setCode)
+
+  jobCommand(program, io, 'status', 'Show a job\'s state and counts.')
+    .option('--json', 'print the job document with every result')
+    .action(async (id: string, flags: { server: string, apiKey?: string, json?: boolean }) => { setCode(await runStatus(id, flags, io)) })
+
+  jobCommand(program, io, 'watch', 'Follow an existing job to its end, like get does; Ctrl-C stops watching, not the job.')
+    .option('-o, --output <dir>', 'save each downloaded body into this directory')
+    .option('--json', 'print the final job document (every result) instead of lines')
+    .action(async (id: string, flags: { server: string, apiKey?: string, json?: boolean, output?: string }) => { setCode(await runWatch(id, flags, io)) })
+
+  jobCommand(program, io, 'cancel', 'Cancel a job: pending URLs are dropped, fetches in flight aborted.')
+    .option('--json', 'print the job document (without results)')
+    .action(async (id: string, flags: { server: string, apiKey?: string, json?: boolean }) => { setCode(await runCancel(id, flags, io)) })
+
+  return program
+}
+
+function addGet (program: Command, io: CliIo, setCode: (code: number) => void): void {
+  const get = program.command('get')
     .description('Download URLs as one job: a line per URL as it finishes, then a summary.')
     .argument('[urls...]', 'http(s) URLs to download')
     .option('-f, --file <path>', 'read URLs from a file, one a line (# comments and blank lines skipped; - is stdin)')
-    .addOption(server())
-    .addOption(apiKey())
+  withServer(get, io)
     .option('-c, --concurrency <n>', 'most fetches of this job in flight at once', integer(1))
     .option('-t, --timeout <ms>', 'deadline of one attempt of one URL, in milliseconds', integer(1))
     .option('-r, --retries <n>', 'extra attempts after a network error, timeout, 408, 429 or 5xx', integer(0))
@@ -62,31 +78,16 @@ function buildProgram (io: CliIo, setCode: (code: number) => void): Command {
     .option('--json', 'print the final job document (every result) instead of lines')
     .addHelpText('after', '\nExit status: 0 all succeeded, 1 some failed or were cancelled, 2 usage error,\n3 server unreachable or answered a problem, 130 interrupted (the job is cancelled).')
     .action(async (urls: string[], flags: GetFlags) => { setCode(await runGet(urls, flags, io)) })
+}
 
-  program.command('status')
-    .description('Show a job\'s state and counts.')
-    .argument('<id>', 'job id (j_...)')
-    .addOption(server())
-    .addOption(apiKey())
-    .option('--json', 'print the job document with every result')
-    .action(async (id: string, flags: { server: string, apiKey?: string, json?: boolean }) => { setCode(await runStatus(id, flags, io)) })
+/** A command on one existing job, `trawl <name> <id>`, with the server options. */
+function jobCommand (program: Command, io: CliIo, name: string, description: string): Command {
+  return withServer(program.command(name).description(description).argument('<id>', 'job id (j_...)'), io)
+}
 
-  program.command('watch')
-    .description('Follow an existing job to its end, like get does; Ctrl-C stops watching, not the job.')
-    .argument('<id>', 'job id (j_...)')
-    .addOption(server())
-    .addOption(apiKey())
-    .option('-o, --output <dir>', 'save each downloaded body into this directory')
-    .option('--json', 'print the final job document (every result) instead of lines')
-    .action(async (id: string, flags: { server: string, apiKey?: string, json?: boolean, output?: string }) => { setCode(await runWatch(id, flags, io)) })
-
-  program.command('cancel')
-    .description('Cancel a job: pending URLs are dropped, fetches in flight aborted.')
-    .argument('<id>', 'job id (j_...)')
-    .addOption(server())
-    .addOption(apiKey())
-    .option('--json', 'print the job document (without results)')
-    .action(async (id: string, flags: { server: string, apiKey?: string, json?: boolean }) => { setCode(await runCancel(id, flags, io)) })
-
-  return program
+/** Adds the options every command takes: which server, and the key to it. */
+function withServer (command: Command, io: CliIo): Command {
+  return command
+    .addOption(new Option('-s, --server <url>', 'the trawl server (env TRAWL_SERVER)').default(io.env.TRAWL_SERVER ?? DEFAULT_SERVER))
+    .addOption(new Option('-k, --api-key <key>', 'API key for a server with API_KEYS (env TRAWL_API_KEY)').default(io.env.TRAWL_API_KEY, 'TRAWL_API_KEY'))
 }

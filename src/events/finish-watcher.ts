@@ -27,7 +27,8 @@ export async function createFinishWatcher (subscriber: Redis, channel: string): 
 
   let closed = false
   function wait (id: string, ms: number, signal?: AbortSignal): Promise<void> {
-    if (closed) return Promise.resolve()
+    // An 'abort' listener never fires for an abort that has already happened.
+    if (closed || signal?.aborted === true) return Promise.resolve()
     return new Promise((resolve) => {
       let set = waiters.get(id)
       if (!set) waiters.set(id, (set = new Set()))

@@ -82,6 +82,12 @@ t.test('wait() ends when its signal aborts', async (t) => {
   await other.promise
 })
 
+t.test('wait() given a signal that has already aborted ends at once', async (t) => {
+  const w = await startWatcher(t)
+  const waiting = w.watcher.wait('j_aborted', LONG_MS, AbortSignal.abort())
+  t.not(await within(PROMPT_MS, waiting), 'late', 'the wait ends without waiting for `ms`')
+})
+
 t.test('close() releases every waiter; later waits end at once', async (t) => {
   const w = await startWatcher(t)
   const waits = [w.watcher.wait('j_1', LONG_MS), w.watcher.wait('j_1', LONG_MS), w.watcher.wait('j_2', LONG_MS)]

@@ -75,6 +75,15 @@ function inbox () {
   }
 }
 
+/** A new subscriber of `key`, arriving while the read is blocked, gets the entry waiting there promptly. */
+async function joinsPromptly (t: Test, h: Hub, key: string, what: string) {
+  const [waiting] = await h.add(key, 1)
+  const joined = inbox()
+  h.hub.subscribe(key, '0-0', joined.deliver)
+  t.not(await within(PROMPT_MS, joined.until(1)), 'late', what)
+  t.same(joined.ids(), [waiting])
+}
+
 t.test('a subscriber gets the entries after `after`, then each new one, in order', async (t) => {
   const h = await startHub(t)
   const key = h.key('a')
@@ -120,11 +129,7 @@ t.test('a subscriber joining while the read is blocked gets its entries promptly
   await box.until(1)
   await h.blocked()
 
-  const [waiting] = await h.add(second, 1)
-  const joined = inbox()
-  h.hub.subscribe(second, '0-0', joined.deliver)
-  t.not(await within(PROMPT_MS, joined.until(1)), 'late', 'a new stream joins the read at once')
-  t.same(joined.ids(), [waiting])
+  await joinsPromptly(t, h, second, 'a new stream joins the read at once')
 
   // An earlier `after` on a stream already read moves its cursor back: the same interruption.
   await h.blocked()
@@ -194,9 +199,5 @@ t.test('reconnect: after CLIENT KILL of the reader, delivery resumes, nothing lo
 
   // The new connection has a new id: a joining subscriber must still interrupt the read.
   await h.blocked()
-  const [waiting] = await h.add(other, 1)
-  const joined = inbox()
-  h.hub.subscribe(other, '0-0', joined.deliver)
-  t.not(await within(PROMPT_MS, joined.until(1)), 'late', 'CLIENT UNBLOCK reaches the new connection')
-  t.same(joined.ids(), [waiting])
+  await joinsPromptly(t, h, other, 'CLIENT UNBLOCK reaches the new connection')
 })
