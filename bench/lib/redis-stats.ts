@@ -36,7 +36,7 @@ export function addStats (into: CommandStats, more: CommandStats): void {
 /** The newest SLOWLOG entries (Redis keeps 128 by default), newest first. */
 export async function slowlog (redis: Redis, count = 128): Promise<SlowEntry[]> {
   const raw = await redis.call('SLOWLOG', 'GET', String(count)) as Array<[number, number, number, Array<string | Buffer>]>
-  return raw.map(([id, at, usec, args]) => ({ id, at, usec, command: args.slice(0, 3).map((a) => String(a).slice(0, 60)).join(' ') }))
+  return raw.map(([id, at, usec, args]) => ({ id, at, usec, command: args.slice(0, 4).map((a) => String(a).slice(0, 60)).join(' ') }))
 }
 
 /**
