@@ -6,7 +6,7 @@ import { createJobStore } from '../../src/jobs/redis-store.js'
 import { DEFAULT_OPTIONS } from '../../src/jobs/schemas.js'
 import { eventually } from '../helpers/eventually.js'
 import { TEST_REDIS_URL, testPrefix } from '../helpers/redis.js'
-import { startTrawl, type TestTrawl } from '../helpers/trawl.js'
+import { startTrawl } from '../helpers/trawl.js'
 
 // GET /jobs: the tenant's own jobs from its index in Redis, newest first, filtered, paged.
 
