@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { testPrefix } from '../helpers/redis.js'
 import { ROOT, testEnv } from '../helpers/trawl.js'
 
@@ -11,7 +11,7 @@ import { ROOT, testEnv } from '../helpers/trawl.js'
 const plain = (s: string) => s.replace(/\u001b\[[0-9;]*[A-Za-z]/g, '').replace(/\r/g, '')
 
 /** Runs `trawl all` until it has printed `until`, then stops it with SIGTERM; its output. */
-async function firstLines (t: Parameters<Parameters<typeof t.test>[1]>[0], tty: boolean, until: RegExp): Promise<string[]> {
+async function firstLines (t: Test, tty: boolean, until: RegExp): Promise<string[]> {
   const env = { PATH: process.env.PATH ?? '', ...testEnv(testPrefix(t), { LOG_LEVEL: 'info', PORT: '0', METRICS_PORT: '0' }) }
   const node = `${process.execPath} --import tsx src/main.ts all`
   // A process group of its own, so the terminal, trawl and anything it started stop together.
