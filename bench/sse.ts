@@ -69,7 +69,7 @@ async function main () {
   const targetPort = (target.address() as AddressInfo).port
 
   const api = start('api', { PORT: '0' })
-  const base = String((await logLine(api, /api listening/)).address)
+  const base = String((await logLine(api, /trawl is up/)).address)
   const apiPid = api.pid as number
   api.once('exit', (code, signal) => { if (!stopping) process.stderr.write(`API exited (${code ?? signal})\n`) })
 

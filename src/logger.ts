@@ -27,11 +27,43 @@ export interface LogOutput extends NodeJS.WritableStream {
 }
 
 /**
- * The process logger: readable, coloured lines (pino-pretty) when `out` is a terminal, one JSON
- * object a line otherwise (containers, pipes, files), at LOG_LEVEL either way.
+ * Holds the lines logged while the service starts (below `error`: those go out at once), so the
+ * first line a person sees is the one that says where the service is. Pass it to createLogger;
+ * once up, `release(() => logWhereabouts(...))` writes that line, then the held ones in order
+ * (stamped with the time they are written). Release it on a failed start too.
  */
-export function createLogger (config: Pick<Config, 'LOG_LEVEL'>, out: LogOutput = process.stdout): Logger {
-  const options = loggerOptions(config)
+export interface StartupHold {
+  /** pino's hooks, for createLogger. */
+  readonly hooks: NonNullable<LoggerOptions['hooks']>
+  /** Stops holding: runs `first` (what it logs goes out at once), then writes the held lines. Once. */
+  release(first?: () => void): void
+}
+
+export function startupHold (): StartupHold {
+  let held: Array<() => void> | null = []
+  return {
+    hooks: {
+      logMethod (args, method, level) {
+        if (held === null || level >= 50) return method.apply(this, args)
+        held.push(() => method.apply(this, args))
+      }
+    },
+    release (first) {
+      const lines = held
+      held = null
+      first?.()
+      for (const line of lines ?? []) line()
+    }
+  }
+}
+
+/**
+ * The process logger: readable, coloured lines (pino-pretty) when `out` is a terminal, one JSON
+ * object a line otherwise (containers, pipes, files), at LOG_LEVEL either way. With `hold`,
+ * start-up lines wait for hold.release().
+ */
+export function createLogger (config: Pick<Config, 'LOG_LEVEL'>, out: LogOutput = process.stdout, hold?: StartupHold): Logger {
+  const options = { ...loggerOptions(config), ...(hold === undefined ? {} : { hooks: hold.hooks }) }
   if (out.isTTY !== true) return pino(options, out)
   // In this thread and synchronous, not a transport worker: a crash's last lines still reach the terminal.
   const pretty = PinoPretty({

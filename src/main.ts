@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import type { Logger } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.js'
 
 /**
@@ -44,34 +45,36 @@ async function main (argv: string[]): Promise<void> {
   await serve(role, config)
 }
 
-/** Starts the role's parts, then closes them in reverse order on SIGTERM/SIGINT. */
+/**
+ * Starts the role's parts, then closes them in reverse order on SIGTERM/SIGINT. Lines logged
+ * while starting are held until the API listens, so that the first line on the terminal says
+ * where the service is (logger.ts startupHold); errors are never held.
+ */
 async function serve (role: Role, config: Config): Promise<void> {
   // The server stack loads only for the server roles, so the client starts quickly.
-  const [{ default: closeWithGrace }, { pino }, { loggerOptions }, { ensureRedis, NoRedisError }, { startApi }, { startWorker }] = await Promise.all([
-    import('close-with-grace'), import('pino'), import('./logger.js'), import('./redis/private-redis.js'), import('./roles/api.js'), import('./roles/worker.js')
+  const [{ default: closeWithGrace }, { createLogger, logWhereabouts, startupHold }, { startApi }, { startWorker }] = await Promise.all([
+    import('close-with-grace'), import('./logger.js'), import('./roles/api.js'), import('./roles/worker.js')
   ])
-  const logger = pino(loggerOptions(config))
+  const hold = startupHold()
+  const logger = createLogger(config, process.stdout, hold)
   const closers: Array<() => Promise<void>> = []
-
-  // `trawl all` on a fresh machine: without REDIS_URL and without a Redis on 6379, run our own.
-  if (role === 'all' && !config.redisUrlGiven) {
-    try {
-      const target = await ensureRedis(config.REDIS_URL, logger)
-      config = Object.freeze({ ...config, REDIS_URL: target.url })
-      closers.unshift(target.stop)
-    } catch (err) {
-      if (!(err instanceof NoRedisError)) throw err
-      return fail(1, err.message)
+  try {
+    const redis = await redisFor(role, config, logger, closers)
+    if (redis === null) return
+    config = redis
+    if (role !== 'worker') {
+      const api = await startApi(config, logger)
+      closers.unshift(api.close)
+      const address = await api.app.listen({ port: config.PORT, host: config.HOST })
+      hold.release(() => logWhereabouts(logger, { address, redisUrl: config.REDIS_URL, contentStore: contentStoreText(config) }))
     }
-  }
-  if (role !== 'api') {
-    closers.unshift(startWorker(config, logger).close)
-    logger.info({ concurrency: config.WORKER_CONCURRENCY, prefix: config.REDIS_PREFIX }, 'worker started')
-  }
-  if (role !== 'worker') {
-    const api = await startApi(config, logger)
-    closers.unshift(api.close)
-    logger.info({ address: await api.app.listen({ port: config.PORT, host: config.HOST }) }, 'api listening')
+    hold.release() // a worker alone has no address to tell
+    if (role !== 'api') {
+      closers.unshift(startWorker(config, logger).close)
+      logger.info({ concurrency: config.WORKER_CONCURRENCY, prefix: config.REDIS_PREFIX }, 'worker started')
+    }
+  } finally {
+    hold.release()
   }
   // SIGTERM/SIGINT: stop taking requests, let in-flight fetches finish or hand them back, exit.
   closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + 10_000, logger }, async ({ err, signal }) => {
@@ -79,6 +82,30 @@ async function serve (role: Role, config: Config): Promise<void> {
     else logger.info({ signal }, 'shutting down')
     for (const close of closers) await close()
   })
+}
+
+/**
+ * `trawl all` on a fresh machine: without REDIS_URL and without a Redis on 6379, run our own
+ * (its stop joins `closers`). The config to go on with, or null when there is no Redis to use.
+ */
+async function redisFor (role: Role, config: Config, logger: Logger, closers: Array<() => Promise<void>>): Promise<Config | null> {
+  if (role !== 'all' || config.redisUrlGiven) return config
+  const { ensureRedis, NoRedisError } = await import('./redis/private-redis.js')
+  try {
+    const target = await ensureRedis(config.REDIS_URL, logger)
+    closers.unshift(target.stop)
+    return Object.freeze({ ...config, REDIS_URL: target.url })
+  } catch (err) {
+    if (!(err instanceof NoRedisError)) throw err
+    fail(1, err.message)
+    return null
+  }
+}
+
+/** The content store as the start-up line names it: `fs <dir>` or `s3 <bucket>/<prefix>`. */
+function contentStoreText (config: Config): string {
+  if (config.CONTENT_STORE === 'fs') return `fs ${config.CONTENT_DIR}`
+  return `s3 ${config.S3_BUCKET ?? ''}/${config.S3_PREFIX ?? config.REDIS_PREFIX}`
 }
 
 function fail (exitCode: number, message: string): void {

@@ -1,4 +1,6 @@
-import type { JobDocument, JobSummary, ResultItem, StoredResult } from './schemas.js'
+import { z } from 'zod'
+import { encodeCursor, LIST_LIMIT, type JobListPage, type ListQuery } from './listing.js'
+import { jobSummarySchema, type JobDocument, type JobSummary, type ResultItem, type StoredResult } from './schemas.js'
 import { unfinishedResult, type JobRecord, type JobStore, type ReadOptions, type StoredMeta } from './store.js'
 
 /**
@@ -15,6 +17,34 @@ export const jobPageUrl = (id: string, offset: number, limit: number): string =>
 
 /** `GET /jobs/:id/results/:index/content`, the stored body of one result. */
 export const contentUrl = (id: string, index: number): string => `${jobUrl(id)}/results/${index}/content`
+
+/**
+ * `GET /jobs` from the job after `cursor`, with the same filter and limit (the limit only when
+ * it is not the default). Null `cursor`: the first page.
+ */
+export function jobListUrl (query: Pick<ListQuery, 'states' | 'limit'>, cursor: string | null): string {
+  const params = new URLSearchParams()
+  if (cursor !== null) params.append('cursor', cursor)
+  if (query.limit !== LIST_LIMIT.default) params.append('limit', String(query.limit))
+  for (const state of query.states ?? []) params.append('state', state)
+  const search = params.toString()
+  return search === '' ? '/jobs' : `/jobs?${search}`
+}
+
+/** `GET /jobs`: the tenant's jobs without their results, and the URL of the next page. */
+export const jobListSchema = z.object({
+  jobs: z.array(jobSummarySchema),
+  page: z.object({ next: z.string().nullable() })
+})
+export type JobList = z.infer<typeof jobListSchema>
+
+/** The list document of one page of the store's list. */
+export function jobListDocument (page: JobListPage, query: ListQuery, now: number): JobList {
+  return {
+    jobs: page.jobs.map((meta) => summarize(meta, now)),
+    page: { next: page.next === null ? null : jobListUrl(query, encodeCursor(page.next)) }
+  }
+}
 
 /** Reads a job and renders it; null when the store has no such job for `tenant`. */
 export async function readJob (store: Pick<JobStore, 'readRecord'>, id: string, ro: ReadOptions, tenant?: string): Promise<JobDocument | null> {

@@ -42,6 +42,14 @@ export function tenantPendingKey (prefix: string, tenant: string): string {
   return `${prefix}:tenant:${tenant}:pending`
 }
 
+/**
+ * sorted set: the ids of the tenant's jobs, scored by createdAt (ms), for `GET /jobs`. Not in a
+ * job's hash slot: written beside the job record, not in the same transaction (jobs/listing.ts).
+ */
+export function tenantJobsKey (prefix: string, tenant: string): string {
+  return `${prefix}:tenant:${tenant}:jobs`
+}
+
 /** string: `<job id> <request hash>` for an Idempotency-Key of a tenant */
 export function idempotencyKey (prefix: string, tenant: string, keyDigest: string): string {
   return `${prefix}:tenant:${tenant}:idem:${keyDigest}`

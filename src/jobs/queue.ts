@@ -1,6 +1,6 @@
 import { FlowProducer, Queue, type ConnectionOptions, type JobsOptions } from 'bullmq'
 import { CALLBACK_QUEUE, FETCH_QUEUE } from './keys.js'
-import { callbackDataSchema, laneDataSchema, type LaneData } from './schemas.js'
+import { callbackDataSchema, laneDataSchema, type CallbackData, type LaneData } from './schemas.js'
 
 /**
  * A job of N URLs with per-job concurrency c becomes min(c, N) BullMQ jobs, its lanes. A lane
@@ -34,18 +34,23 @@ export function laneJobId (jobId: string, lane: number): string {
 
 export interface Queues {
   fetch: Queue<LaneData>
+  /** The callback queue, for looking at (Bull Board): jobs reach it through `flow`. */
+  callback: Queue<CallbackData>
   flow: FlowProducer
   close(): Promise<void>
 }
 
 export function createQueues (connection: ConnectionOptions, prefix: string): Queues {
   const fetch = new Queue<LaneData>(FETCH_QUEUE, { connection, prefix })
+  const callback = new Queue<CallbackData>(CALLBACK_QUEUE, { connection, prefix })
   const flow = new FlowProducer({ connection, prefix })
   return {
     fetch,
+    callback,
     flow,
     async close () {
       await fetch.close()
+      await callback.close()
       await flow.close()
     }
   }

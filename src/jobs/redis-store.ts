@@ -2,7 +2,8 @@ import type { Redis } from 'ioredis'
 import type { StreamEntry } from '../events/hub.js'
 import { loadScripts, queueScript, runScript, type ScriptArgs, type ScriptKeys, type ScriptReply } from '../redis/scripts.js'
 import { OPEN_TENANT } from '../tenants/auth.js'
-import { finishedChannel, jobKeys, tenantPendingKey, type JobKeys } from './keys.js'
+import { finishedChannel, jobKeys, keyList, tenantPendingKey, type JobKeys } from './keys.js'
+import { indexJob, listJobs, type ListingDeps } from './listing.js'
 import { jobOptionsSchema, storedResultSchema, type JobOptions, type JobState } from './schemas.js'
 import { storedMetaSchema, unfinishedResult, type FinishedUrl, type JobRecord, type JobStore, type NewJob, type ReadOptions, type StepReply } from './store.js'
 
@@ -25,6 +26,8 @@ interface Ctx {
   /** The KEYS of step.lua and finish.lua for a job of `tenant`. */
   scriptKeys(id: string, tenant: string): ScriptKeys<'trawlStep'>
   batchedStep(call: StepCall): Promise<StepReplyRaw>
+  /** What the tenants' job indexes (listing.ts) work with. */
+  listing: ListingDeps
 }
 
 /** The job store on one Redis connection; see JobStore for what each method reads and changes. */
@@ -37,12 +40,14 @@ export function createJobStore (redis: Redis, opts: JobStoreOptions): JobStore {
     channel: finishedChannel(opts.prefix),
     keysOf,
     scriptKeys: (id, tenant) => ({ ...keysOf(id), pending: tenantPendingKey(opts.prefix, tenant) }),
-    batchedStep: stepBatcher(redis)
+    batchedStep: stepBatcher(redis),
+    listing: { redis, prefix: opts.prefix, ttlMs: opts.ttlSeconds * 1000, metaKey: (id) => keysOf(id).meta }
   }
   return {
     channel: ctx.channel,
     keysOf,
     create: (job) => create(ctx, job),
+    list: (tenant, query) => listJobs(ctx.listing, tenant, query),
     readRecord: (id, ro, tenant) => readRecord(ctx, id, ro, tenant),
     finish: (id, state, error, tenant, now) => finish(ctx, id, state, error, tenant, now),
     step: (id, tenant, lane, finished, claim, now) => step(ctx, id, tenant, lane, finished, claim, now),
@@ -81,6 +86,12 @@ async function create (ctx: Ctx, job: NewJob): Promise<void> {
   tx.pexpire(k.urls, ctx.ttlMs)
   tx.pexpire(k.events, ctx.ttlMs)
   await tx.exec()
+  try {
+    await indexJob(ctx.listing, job.tenant, job.id, job.now)
+  } catch (err) {
+    await ctx.redis.del(...keyList(k)).catch(() => {})
+    throw err
+  }
 }
 
 async function readRecord (ctx: Ctx, id: string, ro: ReadOptions, tenant?: string): Promise<JobRecord | null> {

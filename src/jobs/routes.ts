@@ -5,9 +5,10 @@ import { ContentNotFoundError, JobFinishedError, JobNotFoundError } from '../htt
 import type { FinishWatcher } from '../events/finish-watcher.js'
 import type { Admission } from '../tenants/admission.js'
 import type { IdempotencyKeys } from '../tenants/idempotency.js'
-import { jobUrl, readJob } from './documents.js'
+import { jobListDocument, jobListSchema, jobUrl, readJob } from './documents.js'
+import { decodeCursor, LIST_LIMIT, type ListCursor } from './listing.js'
 import { enqueueJob, type Queues } from './queue.js'
-import { FINAL_JOB_STATES, JOB_ID_PATTERN, jobDocumentSchema, submitBodySchema, type JobDocument } from './schemas.js'
+import { FINAL_JOB_STATES, JOB_ID_PATTERN, JOB_STATES, jobDocumentSchema, submitBodySchema, type JobDocument } from './schemas.js'
 import type { JobStore } from './store.js'
 import { submitJob } from './submit.js'
 import { problemSchema } from '../http/problem-schema.js'
@@ -28,6 +29,18 @@ const readQuery = z.object({
   offset: z.coerce.number().int().min(0).max(100_000_000).default(0),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   results: z.enum(['none', 'page']).default('page')
+})
+// `GET /jobs`: `state` may repeat (one value arrives as a string, several as an array); the
+// cursor is one this service wrote into `page.next`, anything else is a 400.
+const listQuery = z.object({
+  state: z.preprocess((v) => (typeof v === 'string' ? [v] : v), z.array(z.enum(JOB_STATES)).min(1).max(20)).optional(),
+  limit: z.coerce.number().int().min(1).max(LIST_LIMIT.max).default(LIST_LIMIT.default),
+  cursor: z.string().optional().transform((text, ctx): ListCursor | null => {
+    if (text === undefined) return null
+    const cursor = decodeCursor(text)
+    if (cursor === null) ctx.addIssue({ code: 'custom', message: 'not a cursor from page.next' })
+    return cursor
+  })
 })
 // The IETF draft allows any visible ASCII; a bound keeps the key cheap to store.
 const idempotencyHeader = z.string().regex(/^[\x21-\x7e]{1,255}$/, '1 to 255 visible ASCII characters').optional()
@@ -74,6 +87,18 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jo
       idempotencyKey: request.headers['idempotency-key']
     })
     return reply.code(status).header('location', jobUrl(job.id)).send(job)
+  })
+
+  app.get('/jobs', {
+    schema: {
+      querystring: listQuery,
+      response: { 200: jobListSchema, 400: problemSchema, 401: problemSchema, 503: problemSchema }
+    }
+  }, async (request) => {
+    const { state, limit, cursor } = request.query
+    const query = { states: state === undefined ? null : [...new Set(state)], limit, after: cursor }
+    const page = await store.list(request.tenant, query)
+    return jobListDocument(page, query, Date.now())
   })
 
   app.get('/jobs/:id', {

@@ -2,6 +2,7 @@ import { z } from 'zod'
 import type { StreamEntry } from '../events/hub.js'
 import { OPEN_TENANT } from '../tenants/auth.js'
 import type { JobKeys } from './keys.js'
+import type { JobListPage, ListQuery } from './listing.js'
 import {
   JOB_STATES, jobOptionsSchema, resultErrorSchema,
   type JobOptions, type JobState, type StoredResult
@@ -25,10 +26,25 @@ export interface JobStore {
 
   /**
    * Writes a new job as `queued`: its meta hash, its URL list and a first `state` event, with
-   * the job TTL on each. Atomic (one MULTI). Assumes the id is new; admission and
-   * Idempotency-Keys are the caller's business (jobs/submit.ts).
+   * the job TTL on each, in one MULTI; then adds it to its tenant's index for `list` (another
+   * Redis Cluster slot, so a second MULTI after the first, never inside it). If the index write
+   * fails the record is deleted again and the error thrown: a job is either listed or was never
+   * created. Assumes the id is new; admission and Idempotency-Keys are the caller's business
+   * (jobs/submit.ts).
    */
   create(job: NewJob): Promise<void>
+
+  /**
+   * One page of the tenant's jobs, newest first (by createdAt, then id), optionally only those
+   * in some states (jobs/listing.ts). Reads the tenant's index (a sorted set), each candidate's
+   * state (pipelined HMGET) and the records of those that match (pipelined HGETALL); changes
+   * nothing but removing index entries whose record has expired. Not a snapshot: a job that
+   * changes state between the reads is shown as it is last read, or left out when it no longer
+   * matches. `next` continues strictly after the last job shown, so jobs created meanwhile never
+   * shift a page (no duplicate, no gap). A page may be short when a filter rejects many jobs;
+   * only a null `next` ends the list.
+   */
+  list(tenant: string, query: ListQuery): Promise<JobListPage>
 
   /**
    * Reads the job's meta and, with `withResults`, one page of URLs, stored results and held

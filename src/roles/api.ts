@@ -25,12 +25,14 @@ export async function startApi (config: Config, logger: Logger): Promise<ApiRole
   const reader = createRedis(config, 'subscriber', 'api-events')
   const queues = createQueues(redis, config.REDIS_PREFIX)
   queues.fetch.on('error', (err) => logger.warn({ err }, 'queue error'))
+  queues.callback.on('error', (err) => logger.warn({ err }, 'queue error'))
   queues.flow.on('error', (err) => logger.warn({ err }, 'flow producer error'))
   const store = createJobStore(redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
   if (!await untilReady(redis)) logger.warn('Redis does not answer yet; requests get 503 until it does')
   const watcher = await createFinishWatcher(subscriber, store.channel)
   const hub = createEventHub(reader, redis, logger)
-  const app = await buildApp({ config, logger, redis, store, queues, watcher, hub })
+  const admin = { keys: config.ADMIN_API_KEYS, queues: [queues.fetch, queues.callback] }
+  const app = await buildApp({ config, logger, redis, store, queues, watcher, hub, admin })
   let closing: Promise<void> | undefined
   const close = () => (closing ??= (async () => {
     await app.close()

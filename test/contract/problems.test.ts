@@ -29,7 +29,7 @@ contractTest('problems: 404 for unknown jobs (any id that is not a job) and for 
   }
   check(t, await inject('HEAD', `/jobs/${MISSING_ID}`), 'head', '/jobs/{id}')
   check(t, await inject('HEAD', `/jobs/${MISSING_ID}/results/0/content`), 'head', '/jobs/{id}/results/{index}/content')
-  for (const [method, url] of [['GET', '/nope'], ['PUT', '/jobs'], ['GET', '/jobs'], ['POST', `/jobs/${MISSING_ID}`], ['PATCH', '/healthz'], ['POST', `/jobs/${MISSING_ID}/events`]] as const) {
+  for (const [method, url] of [['GET', '/nope'], ['PUT', '/jobs'], ['DELETE', '/jobs'], ['POST', `/jobs/${MISSING_ID}`], ['PATCH', '/healthz'], ['POST', `/jobs/${MISSING_ID}/events`]] as const) {
     const res = await inject(method, url)
     t.equal(res.statusCode, 404, `${method} ${url}`)
     checkResponse(t, res, '#/components/responses/RouteNotFound', `${method} ${url}`)
@@ -129,6 +129,8 @@ contractTest('problems: 503 with Retry-After while Redis does not answer', async
 
   for (const [method, url, path, payload] of [
     ['post', '/jobs', '/jobs', { urls: ['http://a.test/'] }],
+    ['get', '/jobs', '/jobs', undefined],
+    ['head', '/jobs', '/jobs', undefined],
     ['get', `/jobs/${job.id}`, '/jobs/{id}', undefined],
     ['delete', `/jobs/${job.id}`, '/jobs/{id}', undefined],
     ['get', `/jobs/${job.id}/results/0/content`, '/jobs/{id}/results/{index}/content', undefined],

@@ -9,6 +9,8 @@ import {
 } from '../../src/jobs/schemas.js'
 import { isPagePath } from '../../src/dashboard/pages.js'
 import { RESULT_ERROR_CODES } from '../../src/jobs/result-codes.js'
+import { jobListSchema } from '../../src/jobs/documents.js'
+import { LIST_LIMIT } from '../../src/jobs/listing.js'
 import { PRODUCERS } from '../helpers/contract/answers.js'
 import { registeredRoutes } from '../helpers/contract/check.js'
 import { PROBES } from '../helpers/contract/service.js'
@@ -39,12 +41,12 @@ t.test('the document is OpenAPI 3.1 and every $ref resolves', async (t) => {
   t.ok(eventVariants.size >= 2, `the event schemas are read from x-itemSchema (${[...eventVariants.keys()].join(', ')})`)
 })
 
-t.test('security: every route but the probes needs the bearer API key and documents 401', async (t) => {
+t.test('security: every route but the probes and the pages needs the bearer API key and documents 401', async (t) => {
   t.match(spec.components.securitySchemes.apiKey, { type: 'http', scheme: 'bearer' })
   t.equal(spec.security, undefined, 'no document-wide requirement: each operation says its own')
   for (const [path, method, op] of operationsOf(spec.paths)) {
     const name = `${method.toUpperCase()} ${path}`
-    if (PROBES.has(path)) {
+    if (PROBES.has(path) || isPagePath(path)) {
       t.same(op.security ?? [], [], `${name} needs no key`)
       t.notOk('401' in op.responses, `${name} documents no 401`)
     } else {
@@ -112,6 +114,10 @@ t.test('request limits and defaults in openapi.yaml are the ones the code enforc
   t.same(params.Limit?.schema, { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, 'parameter limit')
   t.same(params.Results?.schema, { type: 'string', enum: ['none', 'page'], default: 'page' }, 'parameter results')
   t.same(params.JobId?.schema, { type: 'string' }, 'parameter id: any string (one that is not a job id is a job that does not exist)')
+  // The query of GET /jobs (routes.ts listQuery, listing.ts LIST_LIMIT).
+  t.same(params.ListLimit?.schema, { type: 'integer', minimum: 1, maximum: LIST_LIMIT.max, default: LIST_LIMIT.default }, 'parameter limit of the list')
+  t.same(params.ListState?.schema, { type: 'array', minItems: 1, maxItems: 20, items: { $ref: '#/components/schemas/JobState' } }, 'parameter state of the list')
+  t.same(params.Cursor?.schema, { type: 'string' }, 'parameter cursor: opaque')
 
   // Defaults named in descriptions are the configured ones.
   const defaults = configSchema.parse({})
@@ -141,7 +147,8 @@ t.test('response members in openapi.yaml are the ones the code declares', async 
     ['Page', props('Page'), deref(schemas.Page ?? {}).required as string[], pageSchema],
     ['CallbackStatus', props('CallbackStatus'), deref(schemas.CallbackStatus ?? {}).required as string[], callbackStatusSchema],
     ['ResultError', props('ResultError'), deref(schemas.ResultError ?? {}).required as string[], resultErrorSchema],
-    ['ResolvedOptions', props('Options'), deref(schemas.ResolvedOptions ?? {}).required as string[], jobOptionsDocSchema]
+    ['ResolvedOptions', props('Options'), deref(schemas.ResolvedOptions ?? {}).required as string[], jobOptionsDocSchema],
+    ['JobList', props('JobList'), deref(schemas.JobList ?? {}).required as string[], jobListSchema]
   ]
   for (const [name, documented, required, zodSchema] of pairs) {
     const code = z.toJSONSchema(zodSchema, { io: 'output', unrepresentable: 'any' }) as { properties: Record<string, Schema>, required?: string[] }
@@ -154,6 +161,8 @@ t.test('response members in openapi.yaml are the ones the code declares', async 
   // State events and callbacks carry the summary (jobSummarySchema) and nothing else.
   t.same(schemas.JobSnapshot?.allOf, [{ $ref: '#/components/schemas/JobSummary' }], 'JobSnapshot is JobSummary')
   t.notOk('properties' in (schemas.JobSnapshot ?? {}), 'JobSnapshot adds no member')
+  t.same(schemas.JobListItem?.allOf, [{ $ref: '#/components/schemas/JobSummary' }], 'JobListItem is JobSummary')
+  t.notOk('properties' in (schemas.JobListItem ?? {}), 'JobListItem adds no member')
   t.same(schemas.CallbackBody?.allOf, [{ $ref: '#/components/schemas/JobSummary' }], 'CallbackBody is JobSummary')
   const summaryMembers = Object.keys(props('JobSummary'))
   for (const member of Object.keys(props('CallbackBody'))) t.ok(summaryMembers.includes(member), `CallbackBody.${member} narrows a JobSummary member`)
@@ -167,8 +176,10 @@ t.test('the routes Fastify serves are the routes openapi.yaml documents', async 
     const [method = '', path = ''] = op.split(' ')
     return `${method} ${toFastifyPath(path)}`
   }))
-  // The pages for people (dashboard, reference, admin) are HTML and their assets, not the API.
+  // The pages for people (dashboard, reference, admin) and their assets need not be in the
+  // document; those it lists (GET / and GET /docs) are held to being served like any route.
   for (const route of served) if (!isPagePath(route.split(' ')[1] ?? '')) t.ok(documented.has(route), `served ${route} is documented`)
+  for (const page of ['GET /', 'GET /docs']) t.ok(documented.has(page), `${page} is documented`)
   for (const route of documented) {
     t.ok(served.has(route), `documented ${route} is served`)
     const [method = '', url = ''] = route.split(' ')

@@ -94,6 +94,26 @@ t.test('a person follows jobs in the dashboard and reads the API reference', asy
     await page.locator(`#jobs tr[data-job-id="${slowId}"][data-state="cancelled"]`).waitFor()
   })
 
+  await t.test('jobs submitted through the API are listed too, from GET /jobs, newest first', async (t) => {
+    const res = await fetch(`${base}/jobs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ urls: [gate.url('/fast/api-1'), gate.url('/fast/api-2')] })
+    })
+    t.equal(res.status, 202)
+    const apiId = ((await res.json()) as { id: string }).id
+    const remembered = await page.evaluate('sessionStorage.getItem("trawl.jobIds")') as string
+    t.notMatch(remembered, apiId, 'this tab never saw the job')
+    await page.goto(`${base}/#/`)
+    await page.reload()
+    const row = page.locator('#jobs tbody tr').first()
+    await page.locator(`#jobs tr[data-job-id="${apiId}"][data-state="completed"] .counts`, { hasText: '2 / 2 done · 2 ok' }).waitFor()
+    t.equal(await row.getAttribute('data-job-id'), apiId, 'the newest job is on top')
+    t.equal(await page.locator('#list-note').textContent(), 'Your jobs, newest first.', 'the list is the server\'s, not the tab\'s memory')
+    t.equal(await page.locator('#jobs tbody tr').count(), 3, 'with the two jobs submitted from the page')
+    t.ok(requests.some((u) => u.startsWith(`${base}/jobs?limit=`)), 'the page asked GET /jobs')
+  })
+
   await t.test('a screenshot of the dashboard', async (t) => {
     gate.shut()
     await page.locator('#urls').fill([gate.url('/fast/5'), gate.url('/hold/6'), gate.url('/hold/7')].join('\n'))

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream'
 import t from 'tap'
-import { createLogger, logWhereabouts, maskUrl } from '../../src/logger.js'
+import { createLogger, logWhereabouts, maskUrl, startupHold } from '../../src/logger.js'
 
 // What `npm start` prints: readable on a terminal, JSON elsewhere, and where to go first.
 function output (isTTY: boolean): { out: PassThrough & { isTTY?: boolean }, text: () => string } {
@@ -44,3 +44,26 @@ t.test('maskUrl', async (t) => {
   t.equal(maskUrl('redis://token@host'), 'redis://***@host')
   t.equal(maskUrl('not a url'), '[unparsable url]')
 })
+
+t.test('a start-up hold: the whereabouts line first, then the held lines in order; errors at once', async (t) => {
+  const { out, text } = output(false)
+  const hold = startupHold()
+  const logger = createLogger({ LOG_LEVEL: 'info' }, out, hold)
+  logger.warn('API_KEYS is not set')
+  logger.child({ role: 'api' }).info('plugin ready')
+  logger.error('an error is not held')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(lines(text()).map((l) => l.msg), ['an error is not held'], 'only the error so far')
+  hold.release(() => logWhereabouts(logger, { address: 'http://127.0.0.1:3000', redisUrl: 'redis://127.0.0.1:6379', contentStore: 'fs ./data/content' }))
+  logger.info('after')
+  hold.release()
+  await new Promise((resolve) => setImmediate(resolve))
+  const msgs = lines(text()).map((l) => l.msg as string)
+  t.match(msgs[1], /^trawl is up: dashboard http:\/\/127\.0\.0\.1:3000\//)
+  t.same(msgs.slice(2), ['API_KEYS is not set', 'plugin ready', 'after'], 'then what was held, in order, and what comes after')
+  t.equal(lines(text())[3]?.role, 'api', "a child logger's bindings survive the hold")
+})
+
+function lines (text: string): Array<Record<string, unknown>> {
+  return text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+}

@@ -68,7 +68,7 @@ t.test('two API processes and two worker processes share one Redis', async (t) =
   const env = testEnv(prefix, { LOG_LEVEL: 'info', WORKER_CONCURRENCY: '5' })
   const apis = [spawnTrawl(t, 'api', { ...env, PORT: '0' }), spawnTrawl(t, 'api', { ...env, PORT: '0' })]
   const workers = [spawnTrawl(t, 'worker', env), spawnTrawl(t, 'worker', env)]
-  const [a, b] = await Promise.all(apis.map(async (p) => String((await waitForLog(p, /api listening/)).address)))
+  const [a, b] = await Promise.all(apis.map(async (p) => String((await waitForLog(p, /trawl is up/)).address)))
   await Promise.all(workers.map((p) => waitForLog(p, /worker started/)))
 
   // Ten fetches in flight at once while each worker may run five: both workers are fetching.

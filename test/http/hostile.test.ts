@@ -210,7 +210,7 @@ t.test('a huge offset does not hang the API', async (t) => {
   // A spawned API: if the request hangs its event loop, the test still ends, with a failure.
   const prefix = testPrefix(t, 'offset')
   const child = spawnTrawl(t, 'api', { ...testEnv(prefix), PORT: '0', LOG_LEVEL: 'info' })
-  const base = String((await waitForLog(child, /api listening/)).address)
+  const base = String((await waitForLog(child, /trawl is up/)).address)
   const id = 'j_01JAAAAAAAAAAAAAAAAAAAAAAA'
   // 2^53 - 2: the page loop's index stops growing at 2^53 and never reaches offset + limit.
   const res = await fetch(`${base}/jobs/${id}?offset=9007199254740990&limit=5`, { signal: AbortSignal.timeout(3000) }).catch((err: unknown) => err)

@@ -40,21 +40,24 @@ export const PRODUCERS = {
     'DELETE /jobs/{id} 401', 'DELETE /jobs/{id} 404', 'GET /healthz 200', 'GET /jobs/{id} 200',
     'GET /jobs/{id} 401', 'GET /jobs/{id} 404', 'GET /jobs/{id}/events 401', 'GET /jobs/{id}/events 404',
     'GET /jobs/{id}/results/{index}/content 401', 'GET /jobs/{id}/results/{index}/content 404',
-    'GET /readyz 200', 'HEAD /healthz 200', 'HEAD /jobs/{id} 401', 'HEAD /jobs/{id} 404',
+    'GET /jobs 401', 'GET /readyz 200', 'HEAD /healthz 200', 'HEAD /jobs 401', 'HEAD /jobs/{id} 401', 'HEAD /jobs/{id} 404',
     'HEAD /jobs/{id}/results/{index}/content 401', 'HEAD /jobs/{id}/results/{index}/content 404',
     'HEAD /readyz 200', 'POST /jobs 202', 'POST /jobs 401'
   ],
   'problems: 503 with Retry-After while the process is overloaded, on every route but /healthz': [
-    'DELETE /jobs/{id} 503', 'GET /healthz 200', 'GET /jobs/{id} 503', 'GET /jobs/{id}/events 503',
+    'DELETE /jobs/{id} 503', 'GET / 503', 'GET /docs 503', 'GET /healthz 200', 'GET /jobs 503', 'HEAD /jobs 503', 'GET /jobs/{id} 503', 'GET /jobs/{id}/events 503',
     'GET /jobs/{id}/results/{index}/content 503', 'GET /readyz 503', 'HEAD /healthz 200',
     'HEAD /jobs/{id} 503', 'HEAD /jobs/{id}/results/{index}/content 503', 'HEAD /readyz 503',
     'POST /jobs 503'
   ],
   'problems: 503 with Retry-After while Redis does not answer': [
-    'DELETE /jobs/{id} 503', 'GET /healthz 200', 'GET /jobs/{id} 503', 'GET /jobs/{id}/events 503',
+    'DELETE /jobs/{id} 503', 'GET /healthz 200', 'GET /jobs 503', 'HEAD /jobs 503', 'GET /jobs/{id} 503', 'GET /jobs/{id}/events 503',
     'GET /jobs/{id}/results/{index}/content 503', 'GET /readyz 503', 'HEAD /jobs/{id} 503',
     'HEAD /jobs/{id}/results/{index}/content 503', 'HEAD /readyz 503', 'POST /jobs 202', 'POST /jobs 503'
   ],
+  'list: 200, newest first, filtered and paged by cursor; HEAD': ['GET /jobs 200', 'HEAD /jobs 200', 'POST /jobs 202'],
+  'list: 400 for a bad cursor, limit or state, named as a JSON pointer': ['GET /jobs 400', 'HEAD /jobs 400'],
+  'pages: the dashboard and the API reference are HTML and need no key': ['GET / 200', 'GET /docs 200'],
   'read: 200 after wait, with every kind of result in input order': ['GET /jobs/{id} 200', 'HEAD /jobs/{id} 200', 'POST /jobs 202'],
   'read: results=none leaves results out; pages of results link to the next': ['GET /jobs/{id} 200', 'POST /jobs 202'],
   'read: 400 for each bad query parameter, named as a JSON pointer': ['GET /jobs/{id} 400', 'HEAD /jobs/{id} 400'],
