@@ -47,8 +47,8 @@ async function main (argv: string[]): Promise<void> {
 /** Starts the role's parts, then closes them in reverse order on SIGTERM/SIGINT. */
 async function serve (role: Role, config: Config): Promise<void> {
   // The server stack loads only for the server roles, so the client starts quickly.
-  const [{ default: closeWithGrace }, { pino }, { loggerOptions }, { ensureRedis, NoRedisError }, { startApi }, { startWorker }] = await Promise.all([
-    import('close-with-grace'), import('pino'), import('./logger.js'), import('./redis/private-redis.js'), import('./roles/api.js'), import('./roles/worker.js')
+  const [{ default: closeWithGrace }, { pino }, { loggerOptions }, { ensureRedis, NoRedisError }, { startApi }, { startWorker, startWorkerEndpoints }, { createMetrics }] = await Promise.all([
+    import('close-with-grace'), import('pino'), import('./logger.js'), import('./redis/private-redis.js'), import('./roles/api.js'), import('./roles/worker.js'), import('./metrics/metrics.js')
   ])
   const logger = pino(loggerOptions(config))
   const closers: Array<() => Promise<void>> = []
@@ -64,12 +64,21 @@ async function serve (role: Role, config: Config): Promise<void> {
       return fail(1, err.message)
     }
   }
+  // One set of metrics per process: `trawl all` counts both halves into one, served on the API's port.
+  const metrics = createMetrics({ role })
   if (role !== 'api') {
-    closers.unshift(startWorker(config, logger).close)
+    const worker = startWorker(config, logger, { metrics })
+    closers.unshift(worker.close)
     logger.info({ concurrency: config.WORKER_CONCURRENCY, prefix: config.REDIS_PREFIX }, 'worker started')
+    if (role === 'worker') {
+      const endpoints = await startWorkerEndpoints(config, worker, logger)
+      // Closed last: health checks and scrapes still answer while the worker drains.
+      closers.push(endpoints.close)
+      logger.info({ address: endpoints.url }, 'worker endpoints listening')
+    }
   }
   if (role !== 'worker') {
-    const api = await startApi(config, logger)
+    const api = await startApi(config, logger, { metrics })
     closers.unshift(api.close)
     logger.info({ address: await api.app.listen({ port: config.PORT, host: config.HOST }) }, 'api listening')
   }

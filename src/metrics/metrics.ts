@@ -17,7 +17,7 @@ import type { ResultErrorCode as ErrorCode } from '../jobs/result-codes.js'
 export type MetricsRole = 'api' | 'worker' | 'all'
 /** A URL's final state. */
 export type UrlFinalState = 'succeeded' | 'failed' | 'cancelled'
-/** How one fetch attempt ended. */
+/** How one URL's fetch ended: a 2xx read whole, or not. */
 export type FetchOutcome = 'success' | 'error'
 /**
  * How one callback attempt ended: a 2xx; another status (3xx included, redirects are not
@@ -45,9 +45,12 @@ export interface MetricsOptions {
 export interface Metrics {
   /** The registry `/metrics` renders (`registry.metrics()`, `registry.contentType`). */
   readonly registry: Registry
-  /** A URL reached a final state; `code` is its error code, null when it has none. */
-  urlFinished (state: UrlFinalState, code: ErrorCode | null): void
-  /** One fetch attempt ended after `seconds`, having read `bytes` of body (0 when none). */
+  /** `count` URLs (default 1) reached a final state; `code` is their error code, null when none. */
+  urlFinished (state: UrlFinalState, code: ErrorCode | null, count?: number): void
+  /**
+   * One URL's fetch ended after `seconds` (its retries and their waits included), having read
+   * `bytes` of body on its last attempt (0 when none).
+   */
   fetchDone (outcome: FetchOutcome, seconds: number, bytes: number): void
   /** A job entered a state (`queued` on submit, `running`, then a final one). */
   jobEntered (state: JobState): void
@@ -111,8 +114,8 @@ function counters (registers: Registry[]) {
 
 function histograms (registers: Registry[]) {
   return {
-    fetchSeconds: new Histogram({ name: 'trawl_fetch_duration_seconds', help: 'Time one fetch attempt took, headers and body.', labelNames: ['outcome'] as const, buckets: DURATION_BUCKETS, registers }),
-    fetchBytes: new Histogram({ name: 'trawl_fetch_response_size_bytes', help: 'Body bytes one fetch attempt read.', labelNames: ['outcome'] as const, buckets: SIZE_BUCKETS, registers }),
+    fetchSeconds: new Histogram({ name: 'trawl_fetch_duration_seconds', help: 'Time one URL\'s fetch took, headers, body and retries.', labelNames: ['outcome'] as const, buckets: DURATION_BUCKETS, registers }),
+    fetchBytes: new Histogram({ name: 'trawl_fetch_response_size_bytes', help: 'Body bytes the last attempt of one URL\'s fetch read.', labelNames: ['outcome'] as const, buckets: SIZE_BUCKETS, registers }),
     store: new Histogram({ name: 'trawl_content_store_operation_duration_seconds', help: 'Content-store operations and the time they took, by operation and outcome.', labelNames: ['op', 'outcome'] as const, buckets: STORE_BUCKETS, registers })
   }
 }
@@ -187,7 +190,7 @@ export function createMetrics (opts: MetricsOptions): Metrics {
   const contentOp = (op: ContentOp, outcome: ContentOutcome, seconds: number) => h.store.observe({ op, outcome }, seconds)
   return {
     registry,
-    urlFinished: (state, code) => c.urls.inc({ state, code: code ?? 'none' }),
+    urlFinished: (state, code, count = 1) => c.urls.inc({ state, code: code ?? 'none' }, count),
     fetchDone (outcome, seconds, bytes) {
       h.fetchSeconds.observe({ outcome }, seconds)
       h.fetchBytes.observe({ outcome }, bytes)

@@ -1,3 +1,4 @@
+import { Queue } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
@@ -6,6 +7,9 @@ import { createFinishWatcher } from '../events/finish-watcher.js'
 import { buildApp } from '../http/app.js'
 import { createQueues } from '../jobs/queue.js'
 import { createJobStore } from '../jobs/redis-store.js'
+import { CALLBACK_QUEUE, FETCH_QUEUE } from '../jobs/keys.js'
+import { createMetrics, type Metrics } from '../metrics/metrics.js'
+import { meteredStore } from '../metrics/store.js'
 import { closeRedis, createRedis, untilReady } from '../redis/connections.js'
 
 /**
@@ -13,33 +17,50 @@ import { closeRedis, createRedis, untilReady } from '../redis/connections.js'
  * event hub. close() releases everything it opened, in order.
  */
 
+export interface ApiOptions {
+  /**
+   * The metrics to count into and serve on `/metrics`; `trawl all` hands the same one (role
+   * `all`) to both roles. @defaultValue a Metrics of its own, role `api`
+   */
+  metrics?: Metrics
+}
+
 export interface ApiRole {
   app: FastifyInstance
   hub: EventHub
+  metrics: Metrics
   close(): Promise<void>
 }
 
-export async function startApi (config: Config, logger: Logger): Promise<ApiRole> {
+export async function startApi (config: Config, logger: Logger, opts: ApiOptions = {}): Promise<ApiRole> {
+  const metrics = opts.metrics ?? createMetrics({ role: 'api' })
   const redis = createRedis(config, 'producer', 'api')
   const subscriber = createRedis(config, 'subscriber', 'api-sub')
   const reader = createRedis(config, 'subscriber', 'api-events')
   const queues = createQueues(redis, config.REDIS_PREFIX)
   queues.fetch.on('error', (err) => logger.warn({ err }, 'queue error'))
   queues.flow.on('error', (err) => logger.warn({ err }, 'flow producer error'))
-  const store = createJobStore(redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
+  const store = meteredStore(createJobStore(redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS }), metrics)
+  // Queue depth is read here, on the fail-fast producer connection: one role reports it, so a
+  // worker's scrape never waits on Redis. Every API replica reports the same numbers (use max()).
+  const callbackQueue = new Queue(CALLBACK_QUEUE, { connection: redis, prefix: config.REDIS_PREFIX })
+  callbackQueue.on('error', (err) => logger.warn({ err }, 'queue error'))
+  metrics.observeQueue(FETCH_QUEUE, () => queues.fetch.getJobCounts())
+  metrics.observeQueue(CALLBACK_QUEUE, () => callbackQueue.getJobCounts())
   if (!await untilReady(redis)) logger.warn('Redis does not answer yet; requests get 503 until it does')
   const watcher = await createFinishWatcher(subscriber, store.channel)
   const hub = createEventHub(reader, redis, logger)
-  const app = await buildApp({ config, logger, redis, store, queues, watcher, hub })
+  const app = await buildApp({ config, logger, redis, store, queues, watcher, hub, metrics })
   let closing: Promise<void> | undefined
   const close = () => (closing ??= (async () => {
     await app.close()
     await hub.close()
     await watcher.close()
     await queues.close()
+    await callbackQueue.close()
     await closeRedis(subscriber)
     await closeRedis(reader)
     await closeRedis(redis)
   })())
-  return { app, hub, close }
+  return { app, hub, metrics, close }
 }
