@@ -10,7 +10,7 @@ import {
 import { RESULT_ERROR_CODES } from '../../src/jobs/result-codes.js'
 import { PRODUCERS } from '../helpers/contract/answers.js'
 import { registeredRoutes } from '../helpers/contract/check.js'
-import { PROBES } from '../helpers/contract/service.js'
+import { OPERATOR_ROUTES, PROBES } from '../helpers/contract/service.js'
 import {
   allNodes, deref, documentedAnswers, documentedOperations, eventVariants, operationsOf, pointer, props, refsIn,
   schemas, spec, toFastifyPath, type Schema
@@ -38,14 +38,18 @@ t.test('the document is OpenAPI 3.1 and every $ref resolves', async (t) => {
   t.ok(eventVariants.size >= 2, `the event schemas are read from x-itemSchema (${[...eventVariants.keys()].join(', ')})`)
 })
 
-t.test('security: every route but the probes needs the bearer API key and documents 401', async (t) => {
+t.test('security: every route but the probes needs the bearer API key and documents 401; /metrics an operator key', async (t) => {
   t.match(spec.components.securitySchemes.apiKey, { type: 'http', scheme: 'bearer' })
+  t.match(spec.components.securitySchemes.adminKey, { type: 'http', scheme: 'bearer' })
   t.equal(spec.security, undefined, 'no document-wide requirement: each operation says its own')
   for (const [path, method, op] of operationsOf(spec.paths)) {
     const name = `${method.toUpperCase()} ${path}`
     if (PROBES.has(path)) {
       t.same(op.security ?? [], [], `${name} needs no key`)
       t.notOk('401' in op.responses, `${name} documents no 401`)
+    } else if (OPERATOR_ROUTES.has(path)) {
+      t.same(op.security, [{ adminKey: [] }], `${name} needs an operator key (ADMIN_API_KEYS), not a tenant's`)
+      t.ok('401' in op.responses, `${name} documents 401`)
     } else {
       t.same(op.security, [{ apiKey: [] }], `${name} needs the API key`)
       t.ok('401' in op.responses, `${name} documents 401`)
