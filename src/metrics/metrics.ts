@@ -76,7 +76,12 @@ export interface Metrics {
   observeQueue (queue: string, counts: QueueCounts): void
   /** Reports how many hosts are paused right now, on every scrape. */
   observePausedHosts (count: () => Promise<number>): void
+  /** Reports Redis' memory use and its `maxmemory` (0: no limit) in bytes, on every scrape. */
+  observeRedisMemory (read: () => Promise<RedisMemory>): void
 }
+
+/** What Redis' `INFO memory` says of its memory, in bytes. */
+export interface RedisMemory { used: number, max: number }
 
 const DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
 // 1 KiB to 256 MiB, by fours.
@@ -132,7 +137,7 @@ function processDefaults (registry: Registry) {
 // Gauges read on scrape from sources the roles hand over once they exist.
 function sourceGauges (registers: Registry[], timeoutMs: number) {
   const queues = new Map<string, QueueCounts>()
-  const sources: { pausedHosts?: () => Promise<number> } = {}
+  const sources: { pausedHosts?: () => Promise<number>, redisMemory?: () => Promise<RedisMemory> } = {}
   const queueJobs = new Gauge({
     name: 'trawl_queue_jobs',
     help: 'Jobs in each BullMQ queue by state, read on scrape.',
@@ -157,7 +162,21 @@ function sourceGauges (registers: Registry[], timeoutMs: number) {
       this.set(await within(timeoutMs, sources.pausedHosts()).catch(() => Number.NaN))
     }
   })
-  return { queues, sources, gauges: [queueJobs, hostsPaused] }
+  const redisMemory = new Gauge({
+    name: 'trawl_redis_memory_bytes',
+    help: 'Redis memory in bytes, read on scrape: used, and the maxmemory limit (0: none).',
+    labelNames: ['kind'] as const,
+    registers,
+    async collect () {
+      this.reset()
+      if (sources.redisMemory === undefined) return
+      const memory = await within(timeoutMs, sources.redisMemory()).catch(() => null)
+      if (memory === null) return
+      this.set({ kind: 'used' }, memory.used)
+      this.set({ kind: 'max' }, memory.max)
+    }
+  })
+  return { queues, sources, gauges: [queueJobs, hostsPaused, redisMemory] }
 }
 
 // Metrics.timeContentOp over a recorder of content-store operations.
@@ -206,6 +225,13 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     contentOp,
     timeContentOp: contentTimer(contentOp),
     observeQueue: (queue, counts) => { queues.set(queue, counts) },
-    observePausedHosts: (count) => { sources.pausedHosts = count }
+    observePausedHosts: (count) => { sources.pausedHosts = count },
+    observeRedisMemory: (read) => { sources.redisMemory = read }
   }
+}
+
+/** Redis' memory from the text of `INFO memory` (`used_memory`, `maxmemory`). */
+export function redisMemory (info: string): RedisMemory {
+  const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? Number.NaN)
+  return { used: field('used_memory'), max: field('maxmemory') }
 }

@@ -8,7 +8,7 @@ import { buildApp } from '../http/app.js'
 import { createQueues } from '../jobs/queue.js'
 import { createJobStore } from '../jobs/redis-store.js'
 import { CALLBACK_QUEUE, FETCH_QUEUE } from '../jobs/keys.js'
-import { createMetrics, type Metrics } from '../metrics/metrics.js'
+import { createMetrics, redisMemory, type Metrics } from '../metrics/metrics.js'
 import { meteredStore } from '../metrics/store.js'
 import { closeRedis, createRedis, untilReady } from '../redis/connections.js'
 
@@ -47,6 +47,7 @@ export async function startApi (config: Config, logger: Logger, opts: ApiOptions
   callbackQueue.on('error', (err) => logger.warn({ err }, 'queue error'))
   metrics.observeQueue(FETCH_QUEUE, () => queues.fetch.getJobCounts())
   metrics.observeQueue(CALLBACK_QUEUE, () => callbackQueue.getJobCounts())
+  metrics.observeRedisMemory(async () => redisMemory(await redis.info('memory')))
   if (!await untilReady(redis)) logger.warn('Redis does not answer yet; requests get 503 until it does')
   const watcher = await createFinishWatcher(subscriber, store.channel)
   const hub = createEventHub(reader, redis, logger)
