@@ -162,7 +162,12 @@ function sourceGauges (registers: Registry[], timeoutMs: number) {
       this.set(await within(timeoutMs, sources.pausedHosts()).catch(() => Number.NaN))
     }
   })
-  const redisMemory = new Gauge({
+  return { queues, sources, gauges: [queueJobs, hostsPaused, redisMemoryGauge(registers, timeoutMs, sources)] }
+}
+
+// Redis' memory, read on scrape; left out of a scrape whose source does not answer.
+function redisMemoryGauge (registers: Registry[], timeoutMs: number, sources: { redisMemory?: () => Promise<RedisMemory> }) {
+  return new Gauge({
     name: 'trawl_redis_memory_bytes',
     help: 'Redis memory in bytes, read on scrape: used, and the maxmemory limit (0: none).',
     labelNames: ['kind'] as const,
@@ -176,7 +181,6 @@ function sourceGauges (registers: Registry[], timeoutMs: number) {
       this.set({ kind: 'max' }, memory.max)
     }
   })
-  return { queues, sources, gauges: [queueJobs, hostsPaused, redisMemory] }
 }
 
 // Metrics.timeContentOp over a recorder of content-store operations.
