@@ -76,6 +76,8 @@ t.test('trawl worker and trawl api: each /metrics passes promtool and counts its
   t.equal(value(workerText, 'trawl_lanes_running{role="worker"}'), 0, 'no lane runs once the job is over')
   t.equal(value(apiText, 'trawl_job_transitions_total{state="queued",role="api"}'), 1, 'the API queued it')
   t.equal(value(apiText, 'trawl_queue_jobs{queue="fetch",state="active",role="api"}'), 0, 'the API reports queue depth')
+  t.ok((value(apiText, 'trawl_redis_memory_bytes{kind="used",role="api"}') ?? 0) > 0, 'and Redis memory, from INFO')
+  t.ok(Number.isFinite(value(apiText, 'trawl_redis_memory_bytes{kind="max",role="api"}')), 'with its maxmemory (0: none)')
   t.ok(value(apiText, 'process_resident_memory_bytes{role="api"}'), 'and the process defaults')
   t.equal((await fetch(`${apiUrl}/metrics`)).status, 401, 'the API\'s /metrics wants an operator key')
 })
