@@ -111,6 +111,8 @@ export const configSchema = z.object({
   OVERLOAD_MAX_RSS_MB: int(0, 1_000_000).default(0),
   /** Milliseconds between comment lines on an idle event stream. @defaultValue 15000 */
   SSE_HEARTBEAT_MS: int(100, 60_000).default(15_000),
+  /** Milliseconds a browser's EventSource waits before reconnecting (the stream's `retry:`). @defaultValue 2000 */
+  SSE_RETRY_MS: int(100, 60_000).default(2000),
   /** Milliseconds the process waits for in-flight work on SIGTERM before handing it back. */
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   // Each feature's rows live with the feature; this stays the only reader of the environment.

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import type { Logger } from 'pino'
+import type { StartupHold } from './logger.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 
 /**
@@ -52,9 +53,7 @@ async function main (argv: string[]): Promise<void> {
  */
 async function serve (role: Role, config: Config): Promise<void> {
   // The server stack loads only for the server roles, so the client starts quickly.
-  const [{ default: closeWithGrace }, { createLogger, logWhereabouts, startupHold }, { startApi }, { startWorker }] = await Promise.all([
-    import('close-with-grace'), import('./logger.js'), import('./roles/api.js'), import('./roles/worker.js')
-  ])
+  const [{ default: closeWithGrace }, { createLogger, startupHold }] = await Promise.all([import('close-with-grace'), import('./logger.js')])
   const hold = startupHold()
   const logger = createLogger(config, process.stdout, hold)
   const closers: Array<() => Promise<void>> = []
@@ -62,17 +61,7 @@ async function serve (role: Role, config: Config): Promise<void> {
     const redis = await redisFor(role, config, logger, closers)
     if (redis === null) return
     config = redis
-    if (role !== 'worker') {
-      const api = await startApi(config, logger)
-      closers.unshift(api.close)
-      const address = await api.app.listen({ port: config.PORT, host: config.HOST })
-      hold.release(() => logWhereabouts(logger, { address, redisUrl: config.REDIS_URL, contentStore: contentStoreText(config) }))
-    }
-    hold.release() // a worker alone has no address to tell
-    if (role !== 'api') {
-      closers.unshift(startWorker(config, logger).close)
-      logger.info({ concurrency: config.WORKER_CONCURRENCY, prefix: config.REDIS_PREFIX }, 'worker started')
-    }
+    await startRoles(role, config, logger, hold, closers)
   } finally {
     hold.release()
   }
@@ -82,6 +71,32 @@ async function serve (role: Role, config: Config): Promise<void> {
     else logger.info({ signal }, 'shutting down')
     for (const close of closers) await close()
   })
+}
+
+/** The API (which tells where it is, first), then the worker; each close joins `closers`. */
+async function startRoles (role: Role, config: Config, logger: Logger, hold: StartupHold, closers: Array<() => Promise<void>>): Promise<void> {
+  const [{ logWhereabouts }, { startApi }, { startWorker, startWorkerEndpoints }, { createMetrics }] = await Promise.all([
+    import('./logger.js'), import('./roles/api.js'), import('./roles/worker.js'), import('./metrics/metrics.js')
+  ])
+  // One set of metrics per process: `trawl all` counts both halves into one, served on the API's port.
+  const metrics = createMetrics({ role })
+  if (role !== 'worker') {
+    const api = await startApi(config, logger, { metrics })
+    closers.unshift(api.close)
+    const address = await api.app.listen({ port: config.PORT, host: config.HOST })
+    hold.release(() => logWhereabouts(logger, { address, redisUrl: config.REDIS_URL, contentStore: contentStoreText(config) }))
+  }
+  hold.release() // a worker alone has no address to tell
+  if (role === 'api') return
+  const worker = startWorker(config, logger, { metrics })
+  closers.unshift(worker.close)
+  logger.info({ concurrency: config.WORKER_CONCURRENCY, prefix: config.REDIS_PREFIX }, 'worker started')
+  if (role === 'worker') {
+    const endpoints = await startWorkerEndpoints(config, worker, logger)
+    // Closed last: health checks and scrapes still answer while the worker drains.
+    closers.push(endpoints.close)
+    logger.info({ address: endpoints.url }, 'worker endpoints listening')
+  }
 }
 
 /**

@@ -6,6 +6,7 @@ import { CALLBACK_QUEUE } from '../jobs/keys.js'
 import { callbackDataSchema, type CallbackData } from '../jobs/schemas.js'
 import { readJob } from '../jobs/documents.js'
 import type { JobStore } from '../jobs/store.js'
+import { callbackOutcome, type Metrics } from '../metrics/metrics.js'
 import type { CallbackRecords } from './record.js'
 import { deliverCallback } from './deliver.js'
 import { runCallback, type CallbackDeps, type CallbackOutcome } from './processor.js'
@@ -18,6 +19,8 @@ export interface CallbackWorkerDeps {
   store: JobStore
   callbackRecords: CallbackRecords
   dispatcher: Dispatcher
+  /** Delivery attempts by outcome, callbacks by final state. @defaultValue none */
+  metrics?: Pick<Metrics, 'callbackAttempt' | 'callbackFinished'>
 }
 
 export interface CallbackWorker {
@@ -38,14 +41,17 @@ export function createCallbackWorker (deps: CallbackWorkerDeps): CallbackWorker 
     read: (id) => readJob(store, id, { withResults: false, offset: 0, limit: 1 }),
     callbackBody: deps.callbackRecords.callbackBody,
     record: deps.callbackRecords.recordCallback,
-    deliver: (url, webhookId, body) => {
+    deliver: async (url, webhookId, body) => {
       if (config.CALLBACK_SECRET === undefined) throw new Error('CALLBACK_SECRET is not set on this worker')
-      return deliverCallback(deps.dispatcher, url, { secret: config.CALLBACK_SECRET, webhookId, body })
+      const delivery = await deliverCallback(deps.dispatcher, url, { secret: config.CALLBACK_SECRET, webhookId, body })
+      deps.metrics?.callbackAttempt(callbackOutcome(delivery))
+      return delivery
     },
     maxAttempts: config.CALLBACK_MAX_ATTEMPTS
   }
   const worker = new Worker<CallbackData, CallbackOutcome>(CALLBACK_QUEUE, async (job: Job<CallbackData>) => {
     const outcome = await runCallback(callbackDataSchema.parse(job.data), job.attemptsMade + 1, callbackDeps)
+    if (outcome === 'delivered' || outcome === 'failed') deps.metrics?.callbackFinished(outcome)
     // Thrown, so that BullMQ retries after its backoff; the attempt is already recorded.
     if (outcome === 'retry') throw new Error('callback not delivered; retrying')
     return outcome

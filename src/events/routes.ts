@@ -6,8 +6,9 @@ import type { EventHub, StreamEntry } from './hub.js'
 import { FINAL_JOB_STATES, JOB_ID_PATTERN } from '../jobs/schemas.js'
 import { readJob } from '../jobs/documents.js'
 import type { JobStore } from '../jobs/store.js'
-import { parseEvent, readEvents } from './entries.js'
+import { parseEvent, readEvents, type JobEvent } from './entries.js'
 import { problemSchema } from '../http/problem-schema.js'
+import type { Metrics } from '../metrics/metrics.js'
 
 const EVENT_ID = /^\d{1,20}-\d{1,20}$/
 
@@ -48,20 +49,45 @@ function renderedBatch (jobId: string, entries: StreamEntry[]): { text: string, 
   }
   return b
 }
-// What a client waits before reconnecting, sent once at the start of each stream.
-const RETRY_MS = 2000
+// Events read from the history per Redis call while replaying.
+const PAGE = 500
+
+export interface JobEventRoutesOptions {
+  store: JobStore
+  hub: EventHub
+  /** What a client waits before reconnecting, sent once as `retry:` (SSE_RETRY_MS). @defaultValue 2000 */
+  retryMs?: number
+  /** Counts the streams open in this process (`trawl_event_subscribers`). @defaultValue none */
+  metrics?: Pick<Metrics, 'subscriberOpened' | 'subscriberClosed'>
+}
 
 /**
  * `GET /jobs/:id/events`: the job's history, then its live changes, as Server-Sent Events (like
  * `as_completed`). Every event carries its stream id; `Last-Event-ID` or `?after=` resumes right
  * after it on any API process, because the history lives in Redis, not here.
+ *
+ * What a client is sent, so that it never sees the job go backwards and never misses or doubles
+ * an event:
+ * - A new client (no `Last-Event-ID`, no `after`) gets the whole history from its first entry.
+ *   That entry is the `state` event written with the job itself (`queued`, in the same MULTI as
+ *   the job record, with the same TTL), so the stream still opens with a state, and every later
+ *   state event is newer than the ones before it. There is no separate snapshot of the job "as it
+ *   is now": its counts would run ahead of the result events replayed after it, and the replay's
+ *   `queued` would then move the job backwards. A client that applies the events in order ends at
+ *   the job as it is now, and every event it was sent has a real stream id to resume from.
+ * - A client that names an event gets exactly the events after it.
+ * - A finished job whose history has nothing after the event named (its final event, or later)
+ *   answers 204 No Content: a WHATWG EventSource stops reconnecting on a 204, whereas a stream
+ *   that merely closes makes it reconnect forever.
  */
-export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: EventHub }> = async function jobEventRoutes (app, { store, hub }) {
+export const jobEventRoutes: FastifyPluginAsyncZod<JobEventRoutesOptions> = async function jobEventRoutes (app, opts) {
+  const { store, hub } = opts
   // Open streams, ended when the server closes so that a deploy is not held by idle clients.
   const open = new Set<() => void>()
   app.addHook('preClose', async () => {
     for (const end of open) end()
   })
+  const streamOptions = { open, retryMs: opts.retryMs ?? 2000, metrics: opts.metrics }
 
   const eventId = z.string().regex(EVENT_ID, 'not an event id of this stream').optional()
   app.get('/jobs/:id/events', {
@@ -73,17 +99,25 @@ export const jobEventRoutes: FastifyPluginAsyncZod<{ store: JobStore, hub: Event
       params: z.object({ id: z.string() }),
       querystring: z.object({ after: eventId }),
       headers: z.object({ 'last-event-id': eventId }),
-      response: { 400: problemSchema, 401: problemSchema, 404: problemSchema, 503: problemSchema }
+      response: { 204: z.undefined(), 400: problemSchema, 401: problemSchema, 404: problemSchema, 503: problemSchema }
     }
   }, async (request, reply) => {
     const { id } = request.params
     // The header wins: a browser's EventSource sends it on every reconnect.
     const after = request.headers['last-event-id'] ?? request.query.after
-    const snapshot = JOB_ID_PATTERN.test(id) ? await readJob(store, id, { withResults: false, offset: 0, limit: 1 }, request.tenant) : null
-    if (!snapshot) throw new JobNotFoundError(id)
-    const stream = openStream(reply, open)
-    const cursor = await replayHistory(store, id, after, snapshot, stream)
-    if (cursor !== null) followLive(hub, store, id, cursor, stream)
+    const job = JOB_ID_PATTERN.test(id) ? await readJob(store, id, { withResults: false, offset: 0, limit: 1 }, request.tenant) : null
+    if (!job) throw new JobNotFoundError(id)
+    // The first page is read before answering: with nothing to send, a finished job is a 204.
+    const first = await readEvents(store, id, after ?? '0-0', PAGE)
+    const finished = FINAL_JOB_STATES.has(job.state)
+    if (finished && first.length === 0 && after !== undefined) return reply.code(204).send()
+    const stream = openStream(reply, streamOptions)
+    // Only if the history is gone (it expires with the job): the job as it is, under id 0-0.
+    if (first.length === 0 && after === undefined) stream.write(sseText('0-0', 'state', JSON.stringify(job)), finished)
+    const cursor = await replay(store, id, after ?? '0-0', first, stream)
+    // A finished job's stream ends after its history, whatever that held.
+    if (cursor !== null && finished) stream.write('', true)
+    else if (cursor !== null) followLive(hub, store, id, cursor, stream)
   })
 }
 
@@ -96,20 +130,23 @@ interface EventStream {
 }
 
 /** Sends the headers and the retry hint, and keeps the stream in `open` until it ends. */
-function openStream (reply: FastifyReply, open: Set<() => void>): EventStream {
+function openStream (reply: FastifyReply, opts: { open: Set<() => void>, retryMs: number, metrics: JobEventRoutesOptions['metrics'] }): EventStream {
+  const { open, metrics } = opts
   reply.sse.keepAlive()
   reply.header('cache-control', 'no-store')
   reply.header('x-accel-buffering', 'no')
   reply.sse.sendHeaders()
-  reply.raw.write(`retry: ${RETRY_MS}\n\n`)
+  reply.raw.write(`retry: ${opts.retryMs}\n\n`)
 
   let unsubscribe: (() => void) | null = null
   let ended = false
   const end = () => reply.sse.close()
   open.add(end)
+  metrics?.subscriberOpened()
   reply.sse.onClose(() => {
     ended = true
     open.delete(end)
+    metrics?.subscriberClosed()
     unsubscribe?.()
   })
   return {
@@ -132,27 +169,19 @@ function openStream (reply: FastifyReply, open: Set<() => void>): EventStream {
 }
 
 /**
- * The snapshot (for a new client) and the history after `after`, read from the job's stream in
- * pages. Returns the id of the last event sent, or null when the stream is over.
+ * The history after `cursor`, its first page already read, then page by page. Returns the id of
+ * the last event sent (or `cursor` when none was), or null when the stream is over.
  */
-async function replayHistory (store: JobStore, id: string, after: string | undefined, snapshot: { state: string }, stream: EventStream): Promise<string | null> {
-  // A new client gets the current state first, under id 0-0: reconnecting with it replays all.
-  let cursor = after ?? '0-0'
-  if (after === undefined) stream.write(sseText('0-0', 'state', JSON.stringify(snapshot)), false)
+async function replay (store: JobStore, id: string, cursor: string, first: JobEvent[], stream: EventStream): Promise<string | null> {
+  let batch = first
   for (;;) {
-    const batch = await readEvents(store, id, cursor, 500)
     for (const event of batch) {
       if (!stream.write(sseText(event.id, event.event, JSON.stringify(event.data)), event.final)) return null
       cursor = event.id
     }
-    if (batch.length < 500) break
+    if (batch.length < PAGE) return cursor
+    batch = await readEvents(store, id, cursor, PAGE)
   }
-  // Resumed after the last event of a finished job: nothing more will come.
-  if (FINAL_JOB_STATES.has(snapshot.state)) {
-    stream.write('', true)
-    return null
-  }
-  return cursor
 }
 
 /** Live: the process's one reader delivers what comes after `cursor`, one write per batch per client. */

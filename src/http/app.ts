@@ -7,6 +7,7 @@ import type { EventHub } from '../events/hub.js'
 import type { FinishWatcher } from '../events/finish-watcher.js'
 import type { Queues } from '../jobs/queue.js'
 import type { JobStore } from '../jobs/store.js'
+import type { Metrics } from '../metrics/metrics.js'
 import { createAdmission } from '../tenants/admission.js'
 import { auth } from '../tenants/auth.js'
 import { createIdempotencyKeys } from '../tenants/idempotency.js'
@@ -14,6 +15,7 @@ import { clientErrorHandler, errorHandler, frameworkErrorHandler } from './error
 import { rateLimits, securityHeaders } from './protection.js'
 import { validatorCompiler } from './validation.js'
 import { healthRoutes } from './health.js'
+import { metricsRoute } from './service-server.js'
 import { jobEventRoutes } from '../events/routes.js'
 import { jobRoutes } from '../jobs/routes.js'
 import { adminRoutes, type AdminOptions } from '../admin/index.js'
@@ -30,6 +32,8 @@ export interface AppDeps {
   hub: EventHub
   /** Operators' pages: ADMIN_API_KEYS and the queues Bull Board shows. Absent: /admin is off. */
   admin?: AdminOptions
+  /** The role's metrics: `/metrics` serves them (behind ADMIN_API_KEYS when set). @defaultValue none (no /metrics) */
+  metrics?: Metrics
 }
 
 /** The API as a Fastify instance; it owns none of its dependencies and closes none of them. */
@@ -62,12 +66,13 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   await app.register(auth, { keys: config.API_KEYS })
   await app.register(rateLimits, { config, redis: deps.redis })
   await app.register(healthRoutes, { redis: deps.redis })
+  if (deps.metrics) await app.register(metricsRoute, { registry: deps.metrics.registry, adminKeys: config.ADMIN_API_KEYS })
   await app.register(fastifySSE, { heartbeatInterval: config.SSE_HEARTBEAT_MS })
   // Admission and Idempotency-Keys are stateless views of the API's Redis connection.
   const admission = createAdmission(deps.redis, { prefix: config.REDIS_PREFIX })
   const idempotency = createIdempotencyKeys(deps.redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
   await app.register(jobRoutes, { config, store: deps.store, admission, idempotency, queues: deps.queues, watcher: deps.watcher })
-  await app.register(jobEventRoutes, { store: deps.store, hub: deps.hub })
+  await app.register(jobEventRoutes, { store: deps.store, hub: deps.hub, retryMs: config.SSE_RETRY_MS, metrics: deps.metrics })
   // Pages for people (/, /docs, /admin): their own CSP, and no tenant auth on the pages
   // themselves; the data comes from the API with the person's key.
   await app.register(dashboardRoutes)

@@ -155,7 +155,7 @@ async function step (ctx: Ctx, id: string, tenant: string, lane: number, finishe
   const code = Number(reply[0])
   if (code === 1) return { kind: 'fetch', index: Number(reply[1]), url: String(reply[2]) }
   if (code === 0) return { kind: 'idle' }
-  return { kind: 'over' }
+  return code === 2 ? { kind: 'over', completed: true } : { kind: 'over' }
 }
 
 async function laneContext (ctx: Ctx, id: string): Promise<{ options: JobOptions, tenant: string } | null> {

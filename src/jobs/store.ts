@@ -134,7 +134,8 @@ export interface ResultsPage {
 export type StepReply =
   | { kind: 'fetch', index: number, url: string }
   | { kind: 'idle' }
-  | { kind: 'over' }
+  /** `completed`: this very report finished the job (step.lua's reply 2). */
+  | { kind: 'over', completed?: boolean }
 
 export interface FinishedUrl {
   index: number

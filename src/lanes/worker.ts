@@ -2,11 +2,12 @@ import { DelayedError, WaitingError, Worker, type ConnectionOptions, type Job } 
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
-import { fetchPage } from '../fetcher/fetch-page.js'
+import { fetchPage, type PageResult } from '../fetcher/fetch-page.js'
 import { FETCH_QUEUE } from '../jobs/keys.js'
 import { laneJobId } from '../jobs/queue.js'
 import { laneDataSchema, type LaneData } from '../jobs/schemas.js'
 import type { JobStore } from '../jobs/store.js'
+import type { Metrics } from '../metrics/metrics.js'
 import { ABORT_CANCELLED, ABORT_SHUTDOWN, runLane, type LaneDeps, type LaneOutcome } from './lane.js'
 
 export interface LaneWorkerDeps {
@@ -16,6 +17,8 @@ export interface LaneWorkerDeps {
   connection: ConnectionOptions
   store: JobStore
   dispatcher: Dispatcher
+  /** Fetch durations and bytes, lanes running. @defaultValue none */
+  metrics?: Pick<Metrics, 'fetchDone' | 'laneStarted' | 'laneEnded'>
 }
 
 export interface LaneWorker {
@@ -41,11 +44,11 @@ export function createLaneWorker (deps: LaneWorkerDeps): LaneWorker {
   const laneDeps: LaneDeps = {
     step: deps.store.step,
     laneContext: deps.store.laneContext,
-    fetch: (url, options, signal) => fetchPage(deps.dispatcher, url, options, signal),
+    fetch: (url, options, signal) => measured(deps.metrics, signal, fetchPage(deps.dispatcher, url, options, signal)),
     sliceMs: config.LANE_SLICE_MS,
     stopping: () => closing !== undefined
   }
-  const worker = new Worker<LaneData, LaneOutcome>(FETCH_QUEUE, laneProcessor((data, signal) => lanes.track(data, () => runLane(data, laneDeps, signal))), {
+  const worker = new Worker<LaneData, LaneOutcome>(FETCH_QUEUE, laneProcessor((data, signal) => lanes.track(data, () => counted(deps.metrics, () => runLane(data, laneDeps, signal)))), {
     connection: deps.connection,
     prefix: config.REDIS_PREFIX,
     concurrency: config.WORKER_CONCURRENCY,
@@ -81,6 +84,23 @@ function laneProcessor (run: (data: LaneData, signal: AbortSignal) => Promise<La
       throw new WaitingError()
     }
     return outcome
+  }
+}
+
+/** Records a fetch's duration and bytes; one cut short by cancel or shutdown is no fetch to count. */
+async function measured (metrics: LaneWorkerDeps['metrics'], signal: AbortSignal, fetching: Promise<PageResult>): Promise<PageResult> {
+  const page = await fetching
+  if (!signal.aborted) metrics?.fetchDone(page.ok ? 'success' : 'error', page.durationMs / 1000, page.bytes)
+  return page
+}
+
+/** Counts a lane as running while `run` is. */
+async function counted<T> (metrics: LaneWorkerDeps['metrics'], run: () => Promise<T>): Promise<T> {
+  metrics?.laneStarted()
+  try {
+    return await run()
+  } finally {
+    metrics?.laneEnded()
   }
 }
 

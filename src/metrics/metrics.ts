@@ -17,7 +17,7 @@ import type { ResultErrorCode as ErrorCode } from '../jobs/result-codes.js'
 export type MetricsRole = 'api' | 'worker' | 'all'
 /** A URL's final state. */
 export type UrlFinalState = 'succeeded' | 'failed' | 'cancelled'
-/** How one fetch attempt ended. */
+/** How one URL's fetch ended: a 2xx read whole, or not. */
 export type FetchOutcome = 'success' | 'error'
 /**
  * How one callback attempt ended: a 2xx; another status (3xx included, redirects are not
@@ -45,9 +45,12 @@ export interface MetricsOptions {
 export interface Metrics {
   /** The registry `/metrics` renders (`registry.metrics()`, `registry.contentType`). */
   readonly registry: Registry
-  /** A URL reached a final state; `code` is its error code, null when it has none. */
-  urlFinished (state: UrlFinalState, code: ErrorCode | null): void
-  /** One fetch attempt ended after `seconds`, having read `bytes` of body (0 when none). */
+  /** `count` URLs (default 1) reached a final state; `code` is their error code, null when none. */
+  urlFinished (state: UrlFinalState, code: ErrorCode | null, count?: number): void
+  /**
+   * One URL's fetch ended after `seconds` (its retries and their waits included), having read
+   * `bytes` of body on its last attempt (0 when none).
+   */
   fetchDone (outcome: FetchOutcome, seconds: number, bytes: number): void
   /** A job entered a state (`queued` on submit, `running`, then a final one). */
   jobEntered (state: JobState): void
@@ -73,7 +76,12 @@ export interface Metrics {
   observeQueue (queue: string, counts: QueueCounts): void
   /** Reports how many hosts are paused right now, on every scrape. */
   observePausedHosts (count: () => Promise<number>): void
+  /** Reports Redis' memory use and its `maxmemory` (0: no limit) in bytes, on every scrape. */
+  observeRedisMemory (read: () => Promise<RedisMemory>): void
 }
+
+/** What Redis' `INFO memory` says of its memory, in bytes. */
+export interface RedisMemory { used: number, max: number }
 
 const DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
 // 1 KiB to 256 MiB, by fours.
@@ -111,8 +119,8 @@ function counters (registers: Registry[]) {
 
 function histograms (registers: Registry[]) {
   return {
-    fetchSeconds: new Histogram({ name: 'trawl_fetch_duration_seconds', help: 'Time one fetch attempt took, headers and body.', labelNames: ['outcome'] as const, buckets: DURATION_BUCKETS, registers }),
-    fetchBytes: new Histogram({ name: 'trawl_fetch_response_size_bytes', help: 'Body bytes one fetch attempt read.', labelNames: ['outcome'] as const, buckets: SIZE_BUCKETS, registers }),
+    fetchSeconds: new Histogram({ name: 'trawl_fetch_duration_seconds', help: 'Time one URL\'s fetch took, headers, body and retries.', labelNames: ['outcome'] as const, buckets: DURATION_BUCKETS, registers }),
+    fetchBytes: new Histogram({ name: 'trawl_fetch_response_size_bytes', help: 'Body bytes the last attempt of one URL\'s fetch read.', labelNames: ['outcome'] as const, buckets: SIZE_BUCKETS, registers }),
     store: new Histogram({ name: 'trawl_content_store_operation_duration_seconds', help: 'Content-store operations and the time they took, by operation and outcome.', labelNames: ['op', 'outcome'] as const, buckets: STORE_BUCKETS, registers })
   }
 }
@@ -129,7 +137,7 @@ function processDefaults (registry: Registry) {
 // Gauges read on scrape from sources the roles hand over once they exist.
 function sourceGauges (registers: Registry[], timeoutMs: number) {
   const queues = new Map<string, QueueCounts>()
-  const sources: { pausedHosts?: () => Promise<number> } = {}
+  const sources: { pausedHosts?: () => Promise<number>, redisMemory?: () => Promise<RedisMemory> } = {}
   const queueJobs = new Gauge({
     name: 'trawl_queue_jobs',
     help: 'Jobs in each BullMQ queue by state, read on scrape.',
@@ -154,7 +162,25 @@ function sourceGauges (registers: Registry[], timeoutMs: number) {
       this.set(await within(timeoutMs, sources.pausedHosts()).catch(() => Number.NaN))
     }
   })
-  return { queues, sources, gauges: [queueJobs, hostsPaused] }
+  return { queues, sources, gauges: [queueJobs, hostsPaused, redisMemoryGauge(registers, timeoutMs, sources)] }
+}
+
+// Redis' memory, read on scrape; left out of a scrape whose source does not answer.
+function redisMemoryGauge (registers: Registry[], timeoutMs: number, sources: { redisMemory?: () => Promise<RedisMemory> }) {
+  return new Gauge({
+    name: 'trawl_redis_memory_bytes',
+    help: 'Redis memory in bytes, read on scrape: used, and the maxmemory limit (0: none).',
+    labelNames: ['kind'] as const,
+    registers,
+    async collect () {
+      this.reset()
+      if (sources.redisMemory === undefined) return
+      const memory = await within(timeoutMs, sources.redisMemory()).catch(() => null)
+      if (memory === null) return
+      this.set({ kind: 'used' }, memory.used)
+      this.set({ kind: 'max' }, memory.max)
+    }
+  })
 }
 
 // Metrics.timeContentOp over a recorder of content-store operations.
@@ -187,7 +213,7 @@ export function createMetrics (opts: MetricsOptions): Metrics {
   const contentOp = (op: ContentOp, outcome: ContentOutcome, seconds: number) => h.store.observe({ op, outcome }, seconds)
   return {
     registry,
-    urlFinished: (state, code) => c.urls.inc({ state, code: code ?? 'none' }),
+    urlFinished: (state, code, count = 1) => c.urls.inc({ state, code: code ?? 'none' }, count),
     fetchDone (outcome, seconds, bytes) {
       h.fetchSeconds.observe({ outcome }, seconds)
       h.fetchBytes.observe({ outcome }, bytes)
@@ -203,6 +229,13 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     contentOp,
     timeContentOp: contentTimer(contentOp),
     observeQueue: (queue, counts) => { queues.set(queue, counts) },
-    observePausedHosts: (count) => { sources.pausedHosts = count }
+    observePausedHosts: (count) => { sources.pausedHosts = count },
+    observeRedisMemory: (read) => { sources.redisMemory = read }
   }
+}
+
+/** Redis' memory from the text of `INFO memory` (`used_memory`, `maxmemory`). */
+export function redisMemory (info: string): RedisMemory {
+  const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? Number.NaN)
+  return { used: field('used_memory'), max: field('maxmemory') }
 }

@@ -6,6 +6,9 @@ import { createFinishWatcher } from '../events/finish-watcher.js'
 import { buildApp } from '../http/app.js'
 import { createQueues } from '../jobs/queue.js'
 import { createJobStore } from '../jobs/redis-store.js'
+import { CALLBACK_QUEUE, FETCH_QUEUE } from '../jobs/keys.js'
+import { createMetrics, redisMemory, type Metrics } from '../metrics/metrics.js'
+import { meteredStore } from '../metrics/store.js'
 import { closeRedis, createRedis, untilReady } from '../redis/connections.js'
 
 /**
@@ -13,13 +16,23 @@ import { closeRedis, createRedis, untilReady } from '../redis/connections.js'
  * event hub. close() releases everything it opened, in order.
  */
 
+export interface ApiOptions {
+  /**
+   * The metrics to count into and serve on `/metrics`; `trawl all` hands the same one (role
+   * `all`) to both roles. @defaultValue a Metrics of its own, role `api`
+   */
+  metrics?: Metrics
+}
+
 export interface ApiRole {
   app: FastifyInstance
   hub: EventHub
+  metrics: Metrics
   close(): Promise<void>
 }
 
-export async function startApi (config: Config, logger: Logger): Promise<ApiRole> {
+export async function startApi (config: Config, logger: Logger, opts: ApiOptions = {}): Promise<ApiRole> {
+  const metrics = opts.metrics ?? createMetrics({ role: 'api' })
   const redis = createRedis(config, 'producer', 'api')
   const subscriber = createRedis(config, 'subscriber', 'api-sub')
   const reader = createRedis(config, 'subscriber', 'api-events')
@@ -27,12 +40,17 @@ export async function startApi (config: Config, logger: Logger): Promise<ApiRole
   queues.fetch.on('error', (err) => logger.warn({ err }, 'queue error'))
   queues.callback.on('error', (err) => logger.warn({ err }, 'queue error'))
   queues.flow.on('error', (err) => logger.warn({ err }, 'flow producer error'))
-  const store = createJobStore(redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
+  const store = meteredStore(createJobStore(redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS }), metrics)
+  // Queue depth is read here, on the fail-fast producer connection: one role reports it, so a
+  // worker's scrape never waits on Redis. Every API replica reports the same numbers (use max()).
+  metrics.observeQueue(FETCH_QUEUE, () => queues.fetch.getJobCounts())
+  metrics.observeQueue(CALLBACK_QUEUE, () => queues.callback.getJobCounts())
+  metrics.observeRedisMemory(async () => redisMemory(await redis.info('memory')))
   if (!await untilReady(redis)) logger.warn('Redis does not answer yet; requests get 503 until it does')
   const watcher = await createFinishWatcher(subscriber, store.channel)
   const hub = createEventHub(reader, redis, logger)
   const admin = { keys: config.ADMIN_API_KEYS, queues: [queues.fetch, queues.callback] }
-  const app = await buildApp({ config, logger, redis, store, queues, watcher, hub, admin })
+  const app = await buildApp({ config, logger, redis, store, queues, watcher, hub, admin, metrics })
   let closing: Promise<void> | undefined
   const close = () => (closing ??= (async () => {
     await app.close()
@@ -43,5 +61,5 @@ export async function startApi (config: Config, logger: Logger): Promise<ApiRole
     await closeRedis(reader)
     await closeRedis(redis)
   })())
-  return { app, hub, close }
+  return { app, hub, metrics, close }
 }

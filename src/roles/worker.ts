@@ -11,6 +11,9 @@ import { createJobStore } from '../jobs/redis-store.js'
 import { startCancelWatch } from '../lanes/cancel-watch.js'
 import type { LaneOutcome } from '../lanes/lane.js'
 import { createLaneWorker, type LaneWorker } from '../lanes/worker.js'
+import { startServiceServer, type ServiceServer } from '../http/service-server.js'
+import { createMetrics, type Metrics } from '../metrics/metrics.js'
+import { meteredStore } from '../metrics/store.js'
 import { closeRedis, createRedis } from '../redis/connections.js'
 
 /**
@@ -19,9 +22,19 @@ import { closeRedis, createRedis } from '../redis/connections.js'
  * everything it opened, in order: workers before the dispatcher and the connections.
  */
 
+export interface WorkerOptions {
+  /**
+   * The metrics to count into; `trawl all` hands the same one (role `all`) to both roles.
+   * @defaultValue a Metrics of its own, role `worker`
+   */
+  metrics?: Metrics
+}
+
 export interface WorkerRole {
   /** The role's BullMQ workers, the only `new Worker`s in the code base. */
   workers: { worker: Worker<LaneData, LaneOutcome>, callbacks: Worker<CallbackData, CallbackOutcome> }
+  /** What the role counts; {@link startWorkerEndpoints} serves it on METRICS_PORT. */
+  metrics: Metrics
   /** Stops the workers, handing in-flight URLs back after `graceMs` (SHUTDOWN_GRACE_MS). */
   close(graceMs?: number): Promise<void>
 }
@@ -29,15 +42,17 @@ export interface WorkerRole {
 // After the grace period, how long the workers get to hand their lanes back before a forced close.
 const FORCE_AFTER_GRACE_MS = 5000
 
-export function startWorker (config: Config, logger: Logger): WorkerRole {
+export function startWorker (config: Config, logger: Logger, opts: WorkerOptions = {}): WorkerRole {
+  const metrics = opts.metrics ?? createMetrics({ role: 'worker' })
   const connection = createRedis(config, 'worker', 'worker')
   const storeRedis = createRedis(config, 'worker', 'worker-store')
   const storeOptions = { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS }
-  const store = createJobStore(storeRedis, storeOptions)
+  const store = meteredStore(createJobStore(storeRedis, storeOptions), metrics)
   const callbackRecords = createCallbackRecords(storeRedis, storeOptions)
   // As many connections per origin as fetches in flight: a fetch waiting for a socket spends its deadline.
   const dispatcher = createDispatcher({ guard: createAddressGuard([...config.FETCH_ALLOW_CIDRS]), connections: config.WORKER_CONCURRENCY })
-  const deps = { config, logger: logger.child({ role: 'worker' }), connection, store, callbackRecords, dispatcher }
+  // `metrics` is here for every part of the role: host pauses and content-store operations count into it too.
+  const deps = { config, logger: logger.child({ role: 'worker' }), connection, store, callbackRecords, dispatcher, metrics }
   const lanes = createLaneWorker(deps)
   const callbacks = createCallbackWorker(deps)
   const cancelWatch = startCancelWatch({ running: lanes.running, states: store.states, cancel: lanes.cancel, logger: deps.logger })
@@ -51,7 +66,31 @@ export function startWorker (config: Config, logger: Logger): WorkerRole {
     await closeRedis(storeRedis)
     await closeRedis(connection)
   })())
-  return { workers: { worker: lanes.worker, callbacks: callbacks.worker }, close }
+  return { workers: { worker: lanes.worker, callbacks: callbacks.worker }, metrics, close }
+}
+
+/**
+ * A `trawl worker`'s service endpoints (`/healthz`, `/readyz`, `/metrics`) on METRICS_PORT, bound
+ * to HOST, so that health checks and Prometheus reach a process that has no API. Readiness asks
+ * Redis on a fail-fast connection of its own, so a probe never waits in the worker's queue of
+ * commands. `/metrics` is open here: the port is meant for the cluster, not for tenants.
+ * `trawl all` does not call this: its API serves the endpoints, with the shared metrics.
+ */
+export async function startWorkerEndpoints (config: Config, role: Pick<WorkerRole, 'metrics'>, logger: Logger): Promise<ServiceServer> {
+  const probe = createRedis(config, 'producer', 'worker-probe')
+  try {
+    const server = await startServiceServer({
+      host: config.HOST,
+      port: config.METRICS_PORT,
+      registry: role.metrics.registry,
+      ready: async () => (await probe.ping()) === 'PONG',
+      logger: logger.child({ role: 'worker-endpoints' })
+    })
+    return { ...server, close: async () => { await server.close(); await closeRedis(probe) } }
+  } catch (err) {
+    await closeRedis(probe)
+    throw err
+  }
 }
 
 /**

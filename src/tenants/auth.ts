@@ -19,8 +19,9 @@ declare module 'fastify' {
   }
 }
 
-// Routes a load balancer or orchestrator calls without credentials.
-const PUBLIC_ROUTES = new Set(['/healthz', '/readyz'])
+// Routes a load balancer or orchestrator calls without credentials; `/metrics` checks operators'
+// keys (ADMIN_API_KEYS) itself, since a tenant's key must not open it.
+const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/metrics'])
 
 const digest = (s: string) => createHash('sha256').update(s).digest()
 

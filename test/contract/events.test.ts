@@ -1,5 +1,5 @@
 import { compareIds } from '../../src/events/hub.js'
-import { check, checkEvent, checkHeadNotFound, contractTest, type Answer } from '../helpers/contract/check.js'
+import { check, checkEvent, checkHeadNotFound, contractTest, headerOf, type Answer } from '../helpers/contract/check.js'
 import { answerOf, httpClient, json, LONG_ID, MISSING_ID, openStream, startContractService } from '../helpers/contract/service.js'
 import type { Method } from '../helpers/contract/spec.js'
 import { startGateServer } from '../helpers/gate-server.js'
@@ -11,7 +11,7 @@ import { asEvent, collect, type SseItem } from '../helpers/sse.js'
 
 const { gate, base, inject } = await startContractService()
 
-contractTest('events: 200 event stream: retry, snapshot, history, live events, heartbeats, the end; resumable', async (t) => {
+contractTest('events: 200 event stream: retry, history, live events, heartbeats, the end; resumable; 204 at the end', async (t) => {
   const slow = await startGateServer(100)
   t.teardown(slow.close)
   const job = json(check(t, await inject('POST', '/jobs', {
@@ -47,20 +47,19 @@ contractTest('events: 200 event stream: retry, snapshot, history, live events, h
   t.ok(events.every((e) => Object.keys(e).sort().join() === 'data,event,id'), 'every event has id, event and data, and nothing else')
   const full = events.map(asEvent)
   const payloads = full.map((e) => checkEvent(t, e))
-  t.equal(full[0]?.id, '0-0', 'a fresh stream starts with the snapshot, id 0-0')
-  t.equal(full[0]?.event, 'state')
-  t.equal(payloads[0]?.state, 'running', 'the snapshot is the job as it is now')
-  const ids = full.slice(1).map((e) => e.id ?? '')
-  t.ok(ids.every((id) => /^\d+-\d+$/.test(id)), 'history events carry Redis stream ids')
+  t.equal(full[0]?.event, 'state', 'a fresh stream opens with a state event')
+  t.equal(payloads[0]?.state, 'queued', 'the job as it was created: the history from its start, though the job was running')
+  const ids = full.map((e) => e.id ?? '')
+  t.ok(ids.every((id) => /^\d+-\d+$/.test(id) && id !== '0-0'), 'every event carries its Redis stream id')
   t.ok(ids.every((id, i) => i === 0 || compareIds(ids[i - 1] ?? '', id) < 0), 'ids increase along the stream')
-  const history = full.slice(1).map((e, i) => ({ event: e.event, data: payloads[i + 1] ?? {} }))
-  t.same(history.filter((e) => e.event === 'state').map((e) => e.data.state), ['queued', 'running', 'completed'], 'the whole history: queued, running, completed')
+  const history = full.map((e, i) => ({ event: e.event, data: payloads[i] ?? {} }))
+  t.same(history.filter((e) => e.event === 'state').map((e) => e.data.state), ['queued', 'running', 'completed'], 'the whole history: queued, running, completed, never backwards')
   t.same(history.filter((e) => e.event === 'result').map((e) => [e.data.index, e.data.state]).sort(), [[0, 'succeeded'], [1, 'succeeded']], 'one result event per URL')
   t.equal(history[history.length - 1]?.event, 'state', 'the final state is the last event: then the stream ended')
   const lastResult = items.findIndex((i) => i.kind === 'event' && i.fields.event === 'result' && JSON.parse(i.fields.data ?? '{}').index === 1)
   t.ok(items.slice(0, lastResult).some((i) => i.kind === 'comment' && i.text === 'heartbeat'), 'a heartbeat comment went out while the stream was idle, and the last result came live after it')
 
-  // Resuming: exactly the events after the one named, by header or query, no snapshot.
+  // Resuming: exactly the events after the one named, by header or query.
   for (const k of [0, 1, full.length - 2]) {
     const after = full[k]?.id ?? ''
     const viaHeader = await openStream(http, url, { 'last-event-id': after })
@@ -72,24 +71,20 @@ contractTest('events: 200 event stream: retry, snapshot, history, live events, h
   const both = await openStream(http, `${url}?after=${full[1]?.id ?? ''}`, { 'last-event-id': full[2]?.id ?? '' })
   t.same(await collect(both), full.slice(3), 'Last-Event-ID wins over ?after=')
 
-  // A finished job: snapshot (its final state), the whole history, the end.
+  // A finished job: the whole history, the end.
   const fresh = await collect(await openStream(http, url))
-  t.equal(fresh[0]?.id, '0-0')
-  t.equal(JSON.parse(fresh[0]?.data ?? '{}').state, 'completed', 'the snapshot shows the final state')
-  t.same(fresh.slice(1), full.slice(1), 'then the whole history, then the end')
+  t.same(fresh, full, 'a finished job: the whole history, then the end')
   for (const e of fresh) checkEvent(t, e)
 
-  // Resuming after the final event: there is nothing more to send.
-  const tail = await openStream(http, url, { 'last-event-id': full[full.length - 1]?.id ?? '' })
-  let ended = true
-  for await (const item of tail.items()) {
-    if (item.kind === 'comment' || item.kind === 'event') {
-      ended = false
-      tail.abort()
-    }
+  // Resuming after the final event (or any later id): nothing more to send, 204, no stream.
+  for (const after of [full[full.length - 1]?.id ?? '', '99999999999999-0']) {
+    const tail = await answerOf(await http.fetch(url, { headers: { 'last-event-id': after } }))
+    t.equal(tail.statusCode, 204, `Last-Event-ID ${after} of a finished job: 204`)
+    t.equal(headerOf(tail, 'content-type'), undefined, 'not an event stream')
+    check(t, tail, 'get', '/jobs/{id}/events')
+    const viaQuery = await answerOf(await http.fetch(`${url}?after=${after}`))
+    t.equal(viaQuery.statusCode, 204, `?after=${after}: 204 too`)
   }
-  t.ok(ended, 'resuming after the final event ends the stream at once')
-  check(t, tail.answer, 'get', '/jobs/{id}/events')
 
   checkHeadNotFound(t, await inject('HEAD', `/jobs/${job.id}/events`), 'HEAD of a finished job\'s stream')
 })

@@ -13,7 +13,7 @@ import { jobListSchema } from '../../src/jobs/documents.js'
 import { LIST_LIMIT } from '../../src/jobs/listing.js'
 import { PRODUCERS } from '../helpers/contract/answers.js'
 import { registeredRoutes } from '../helpers/contract/check.js'
-import { PROBES } from '../helpers/contract/service.js'
+import { OPERATOR_ROUTES, PROBES } from '../helpers/contract/service.js'
 import {
   allNodes, deref, documentedAnswers, documentedOperations, eventVariants, operationsOf, pointer, props, refsIn,
   schemas, spec, toFastifyPath, type Schema
@@ -41,14 +41,18 @@ t.test('the document is OpenAPI 3.1 and every $ref resolves', async (t) => {
   t.ok(eventVariants.size >= 2, `the event schemas are read from x-itemSchema (${[...eventVariants.keys()].join(', ')})`)
 })
 
-t.test('security: every route but the probes and the pages needs the bearer API key and documents 401', async (t) => {
+t.test('security: every route but the probes and the pages needs the bearer API key and documents 401; /metrics an operator key', async (t) => {
   t.match(spec.components.securitySchemes.apiKey, { type: 'http', scheme: 'bearer' })
+  t.match(spec.components.securitySchemes.adminKey, { type: 'http', scheme: 'bearer' })
   t.equal(spec.security, undefined, 'no document-wide requirement: each operation says its own')
   for (const [path, method, op] of operationsOf(spec.paths)) {
     const name = `${method.toUpperCase()} ${path}`
     if (PROBES.has(path) || isPagePath(path)) {
       t.same(op.security ?? [], [], `${name} needs no key`)
       t.notOk('401' in op.responses, `${name} documents no 401`)
+    } else if (OPERATOR_ROUTES.has(path)) {
+      t.same(op.security, [{ adminKey: [] }], `${name} needs an operator key (ADMIN_API_KEYS), not a tenant's`)
+      t.ok('401' in op.responses, `${name} documents 401`)
     } else {
       t.same(op.security, [{ apiKey: [] }], `${name} needs the API key`)
       t.ok('401' in op.responses, `${name} documents 401`)

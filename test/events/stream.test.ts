@@ -17,7 +17,7 @@ function indexesOf (events: SseEvent[]): number[] {
   return events.filter((e) => e.event === 'result').map((e) => JSON.parse(e.data).index as number)
 }
 
-t.test('a fresh stream: snapshot, one result per URL, final state, then the end', async (t) => {
+t.test('a fresh stream: the history from the job\'s creation, one result per URL, final state, then the end', async (t) => {
   const site = await startSeedSite()
   t.teardown(site.close)
   const trawl = await startTrawl(t, { worker: false })
@@ -30,13 +30,13 @@ t.test('a fresh stream: snapshot, one result per URL, final state, then the end'
   const first = (await items.next()).value
   t.same(first, { kind: 'retry', value: 2000 }, 'retry is sent once, first')
   const second = (await items.next()).value
-  const snapshot = asEvent(second?.kind === 'event' ? second.fields : {})
-  t.equal(snapshot.event, 'state')
-  t.equal(snapshot.id, '0-0')
-  t.equal(JSON.parse(snapshot.data).state, 'queued')
-  t.equal(JSON.parse(snapshot.data).results, undefined, 'state events carry no results')
+  const created = asEvent(second?.kind === 'event' ? second.fields : {})
+  t.equal(created.event, 'state', 'the stream opens with a state: the job as created')
+  t.match(created.id, /^\d+-\d+$/, 'under its stream id, as every event')
+  t.equal(JSON.parse(created.data).state, 'queued')
+  t.equal(JSON.parse(created.data).results, undefined, 'state events carry no results')
 
-  // Only now does a worker start: every event after the snapshot is live.
+  // Only now does a worker start: every event after the first is live.
   const { startWorker } = await import('../../src/roles/worker.js')
   const { pino } = await import('pino')
   const worker = startWorker(trawl.config, pino({ level: 'silent' }))
@@ -44,12 +44,12 @@ t.test('a fresh stream: snapshot, one result per URL, final state, then the end'
   const rest: SseEvent[] = []
   for await (const item of items) if (item.kind === 'event') rest.push(asEvent(item.fields))
   const states = rest.filter((e) => e.event === 'state').map((e) => JSON.parse(e.data).state)
-  t.same(states, ['queued', 'running', 'completed'], 'history: queued, running, completed')
+  t.same(states, ['running', 'completed'], 'then running, completed')
   t.same(indexesOf(rest).sort((a, b) => a - b), Array.from({ length: 15 }, (_, i) => i), 'every URL once')
   t.equal(rest[rest.length - 1]?.event, 'state', 'the final state is the last event')
   const last = JSON.parse(rest[rest.length - 1]?.data ?? '{}')
   t.same(last.counts, { pending: 0, running: 0, succeeded: 15, failed: 0, cancelled: 0 })
-  const ids = rest.map((e) => e.id as string)
+  const ids = [created, ...rest].map((e) => e.id as string)
   t.ok(ids.every((id, i) => i === 0 || compareIds(ids[i - 1] as string, id) < 0), 'ids strictly increase')
   const result = JSON.parse(rest.find((e) => e.event === 'result')?.data ?? '{}')
   t.match(result, { state: 'succeeded', status: 200, url: /^http:\/\/127\.0\.0\.1/, contentUrl: /^\/jobs\// })
@@ -65,7 +65,7 @@ t.test('resume with Last-Event-ID or ?after= at several points, on this and anot
   await one.api.app.inject(`/jobs/${job.id}?wait=30`)
 
   const full = await collect(await openSse(`${baseOne}/jobs/${job.id}/events`))
-  t.equal(full[0]?.id, '0-0')
+  t.equal(JSON.parse(full[0]?.data ?? '{}').state, 'queued', 'the history starts where the job did')
   t.equal(indexesOf(full).length, 15, 'a finished job replays its whole history')
   t.equal(JSON.parse(full[full.length - 1]?.data ?? '{}').state, 'completed')
   for (const k of [0, 1, 7, full.length - 2]) {
@@ -85,7 +85,7 @@ t.test('a dropped live stream resumes exactly where it stopped', async (t) => {
   const urls = [...Array.from({ length: 6 }, (_, i) => gate.url(`/fast/${i}`)), ...Array.from({ length: 6 }, (_, i) => gate.url(`/hold/${i}`))]
   const job = (await trawl.api.app.inject({ method: 'POST', url: '/jobs', payload: { urls, options: { concurrency: 6 } } })).json()
   await gate.untilWaiting(6)
-  const before = await collect(await openSse(`${base}/jobs/${job.id}/events`), 1 + 2 + 6)
+  const before = await collect(await openSse(`${base}/jobs/${job.id}/events`), 2 + 6)
   t.same(indexesOf(before).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5])
   const resumed = await openSse(`${base}/jobs/${job.id}/events`, { 'last-event-id': before[before.length - 1]?.id as string })
   const collecting = collect(resumed)

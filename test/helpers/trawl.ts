@@ -18,6 +18,9 @@ export function testEnv (prefix: string, extra: Record<string, string> = {}): Re
     FETCH_ALLOW_CIDRS: '127.0.0.0/8,::1/128',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     WORKER_LOCK_MS: '2000',
+    // A `trawl worker` process serves its endpoints on a port the system picks, so that workers
+    // of tests running side by side never collide on 9464.
+    METRICS_PORT: '0',
     ...extra
   }
 }

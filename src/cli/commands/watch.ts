@@ -1,5 +1,4 @@
 import { serverUrl } from '../args.js'
-import type { JobSummary } from '../documents.js'
 import { EXIT } from '../errors.js'
 import { TrawlClient } from '../http.js'
 import { listenForInterrupts } from '../interrupt.js'
@@ -16,10 +15,10 @@ export async function runWatch (id: string, flags: ShowFlags & { server: string,
   if (flags.output !== undefined) await BodySaver.prepare(flags.output)
   const interrupts = listenForInterrupts(io.signals)
   try {
-    const onOpen = (doc: JobSummary) => {
-      io.stderr.write(`trawl: watching job ${id} (${doc.total} URL${doc.total === 1 ? '' : 's'}, ${doc.state}) on ${client.server}\n`)
-    }
-    return (await showJob(client, id, io, { ...flags, onOpen }, interrupts.first)).exitCode
+    // The event stream opens with the job as it was created; the header shows it as it is now.
+    const doc = await client.read(id, { results: 'none' }, interrupts.first)
+    io.stderr.write(`trawl: watching job ${id} (${doc.total} URL${doc.total === 1 ? '' : 's'}, ${doc.state}) on ${client.server}\n`)
+    return (await showJob(client, id, io, flags, interrupts.first)).exitCode
   } catch (err) {
     if (!interrupts.first.aborted) throw err
     io.stderr.write(`trawl: stopped watching job ${id}; it goes on on the server\n`)

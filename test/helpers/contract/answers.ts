@@ -27,7 +27,7 @@ export const PRODUCERS = {
   'content: 400 for an index that is not a non-negative integer': [
     'GET /jobs/{id}/results/{index}/content 400', 'HEAD /jobs/{id}/results/{index}/content 400'
   ],
-  'events: 200 event stream: retry, snapshot, history, live events, heartbeats, the end; resumable': ['GET /jobs/{id}/events 200', 'POST /jobs 202'],
+  'events: 200 event stream: retry, history, live events, heartbeats, the end; resumable; 204 at the end': ['GET /jobs/{id}/events 200', 'GET /jobs/{id}/events 204', 'POST /jobs 202'],
   'events: 400 for a malformed event id, 404 for an unknown job, the stream whatever Accept says, no HEAD': [
     'GET /jobs/{id} 200', 'GET /jobs/{id}/events 200', 'GET /jobs/{id}/events 400',
     'GET /jobs/{id}/events 404', 'POST /jobs 202'
@@ -40,12 +40,15 @@ export const PRODUCERS = {
     'DELETE /jobs/{id} 401', 'DELETE /jobs/{id} 404', 'GET /healthz 200', 'GET /jobs/{id} 200',
     'GET /jobs/{id} 401', 'GET /jobs/{id} 404', 'GET /jobs/{id}/events 401', 'GET /jobs/{id}/events 404',
     'GET /jobs/{id}/results/{index}/content 401', 'GET /jobs/{id}/results/{index}/content 404',
-    'GET /jobs 401', 'GET /readyz 200', 'HEAD /healthz 200', 'HEAD /jobs 401', 'HEAD /jobs/{id} 401', 'HEAD /jobs/{id} 404',
+    'GET /jobs 401', 'GET /metrics 200', 'GET /readyz 200', 'HEAD /healthz 200', 'HEAD /jobs 401', 'HEAD /jobs/{id} 401', 'HEAD /jobs/{id} 404',
     'HEAD /jobs/{id}/results/{index}/content 401', 'HEAD /jobs/{id}/results/{index}/content 404',
-    'HEAD /readyz 200', 'POST /jobs 202', 'POST /jobs 401'
+    'HEAD /metrics 200', 'HEAD /readyz 200', 'POST /jobs 202', 'POST /jobs 401'
+  ],
+  'metrics: 200 in the Prometheus text format, HEAD; 401 without an operator key, a tenant\'s key refused': [
+    'GET /metrics 200', 'GET /metrics 401', 'HEAD /metrics 200', 'HEAD /metrics 401', 'POST /jobs 202'
   ],
   'problems: 503 with Retry-After while the process is overloaded, on every route but /healthz': [
-    'DELETE /jobs/{id} 503', 'GET / 503', 'GET /docs 503', 'GET /healthz 200', 'GET /jobs 503', 'HEAD /jobs 503', 'GET /jobs/{id} 503', 'GET /jobs/{id}/events 503',
+    'DELETE /jobs/{id} 503', 'GET / 503', 'GET /docs 503', 'GET /healthz 200', 'GET /jobs 503', 'HEAD /jobs 503', 'GET /jobs/{id} 503', 'GET /jobs/{id}/events 503', 'GET /metrics 503', 'HEAD /metrics 503',
     'GET /jobs/{id}/results/{index}/content 503', 'GET /readyz 503', 'HEAD /healthz 200',
     'HEAD /jobs/{id} 503', 'HEAD /jobs/{id}/results/{index}/content 503', 'HEAD /readyz 503',
     'POST /jobs 503'

@@ -100,10 +100,15 @@ export function checkResponse (t: Test, res: Answer, ref: string, label = ref): 
     return undefined
   }
   const mediaType = mediaTypeOf(res)
-  const documented = mediaTypes.find((m) => m === mediaType) ?? mediaTypes.find((m) => m === '*/*')
+  // A documented media type may name parameters (`text/plain; version=0.0.4`): the answer must send them too.
+  const documented = mediaTypes.find((m) => m.split(';')[0]?.trim() === mediaType) ?? mediaTypes.find((m) => m === '*/*')
   if (!documented) {
     t.fail(`${label}: media type ${mediaType || '(none)'} is one of ${mediaTypes.join(', ')}`)
     return undefined
+  }
+  const sent = (headerOf(res, 'content-type') ?? '').replaceAll(' ', '').toLowerCase()
+  for (const param of documented.split(';').slice(1)) {
+    t.ok(sent.includes(`;${param.trim().replaceAll(' ', '').toLowerCase()}`), `${label}: Content-Type has ${param.trim()}`)
   }
   t.pass(`${label}: media type ${mediaType} is documented (${documented})`)
   if (!isJson(mediaType)) {

@@ -15,6 +15,8 @@ export const MISSING_ID = 'j_01JAAAAAAAAAAAAAAAAAAAAAAA'
 export const LONG_ID = `j_${'A'.repeat(70)}`
 export const CALLBACK_SECRET = 'contract-test-secret-0123456789'
 export const PROBES = new Set(['/healthz', '/readyz'])
+/** Routes behind operators' keys (ADMIN_API_KEYS) rather than tenants'. */
+export const OPERATOR_ROUTES = new Set(['/metrics'])
 export const json = (body: unknown) => body as JobDocument
 
 /**
