@@ -7,6 +7,7 @@ import type { EventHub } from '../events/hub.js'
 import type { FinishWatcher } from '../events/finish-watcher.js'
 import type { Queues } from '../jobs/queue.js'
 import type { JobStore } from '../jobs/store.js'
+import { redisMemory } from '../redis/memory.js'
 import { createAdmission } from '../tenants/admission.js'
 import { auth } from '../tenants/auth.js'
 import { createIdempotencyKeys } from '../tenants/idempotency.js'
@@ -61,7 +62,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   // Admission and Idempotency-Keys are stateless views of the API's Redis connection.
   const admission = createAdmission(deps.redis, { prefix: config.REDIS_PREFIX })
   const idempotency = createIdempotencyKeys(deps.redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
-  await app.register(jobRoutes, { config, store: deps.store, admission, idempotency, queues: deps.queues, watcher: deps.watcher })
+  await app.register(jobRoutes, { config, store: deps.store, admission, idempotency, memory: redisMemory(deps.redis), queues: deps.queues, watcher: deps.watcher })
   await app.register(jobEventRoutes, { store: deps.store, hub: deps.hub })
   return app
 }
