@@ -139,7 +139,12 @@ t.test('full mid-job: lanes wait for memory and keep their locks, then finish ev
   let renewals = 0
   const renewed = new EventEmitter()
   lanes.on('locksRenewed', () => { renewals++; renewed.emit('renewed') })
-  const untilRenewals = async (n: number) => { while (renewals < n) await once(renewed, 'renewed') }
+  const untilRenewals = async (n: number) => {
+    for (;;) {
+      if (renewals >= n) return
+      await once(renewed, 'renewed')
+    }
+  }
   const app = api.app
   const urls = Array.from({ length: 20 }, (_, i) => gate.url(`/hold/${i}`))
   const submitted = await app.inject({ method: 'POST', url: '/jobs', payload: { urls, options: { concurrency: 3, retries: 0, keepContent: false } } })
