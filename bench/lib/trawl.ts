@@ -129,6 +129,8 @@ export async function startTrawl (opts: TrawlOptions): Promise<TrawlProcess> {
     WORKER_CONCURRENCY: String(opts.workerConcurrency),
     JOB_TTL_SECONDS: '900',
     SHUTDOWN_GRACE_MS: '1000',
+    // Every bench URL is on one host (the local target): no per-host cap, as a bare loop has none.
+    HOST_CONCURRENCY: '0',
     ...opts.env
   }
   const child: ChildProcess = track(spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts', 'all'], {

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { createWriteStream } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -81,6 +82,8 @@ export class BodySaver {
     parallel = DEFAULT_PARALLEL
   ) {
     this.#parallel = Math.max(1, parallel)
+    // Each download in flight listens on the signal twice (request, file): room for all of them.
+    if (signal !== undefined) setMaxListeners(this.#parallel * 2 + 10, signal)
     this.#agent = new Agent({ connections: this.#parallel, keepAliveTimeout: 10_000 })
   }
 
