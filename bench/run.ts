@@ -658,10 +658,10 @@ function summary (results: WorkloadResult[]): void {
         fetch ? ratio(s.median.ratio) : '-',
         fetch ? rate(r.count, s.median.ms) : '-',
         fetch ? rate(r.count, bare.median.ms) : '-',
-        fetch ? us(s.median.cpuPerUrl) : '-',
-        fetch ? us(s.median.redisCpuPerUrl) : '-',
-        fetch ? us(bare.median.cpuPerUrl) : '-',
-        ms(s.median.post),
+        fetch && s.cpu.length > 0 ? us(s.median.cpuPerUrl) : '-',
+        fetch && s.cpu.length > 0 ? us(s.median.redisCpuPerUrl) : '-',
+        fetch && s.cpu.length > 0 ? us(bare.median.cpuPerUrl) : '-',
+        s.postMs.length > 0 ? ms(s.median.post) : '-',
         s.peakRss.length > 0 ? mb(Math.max(...s.peakRss)) : '-',
         s.goal === undefined ? '' : `${s.goal.pass ? 'PASS' : 'MISS'} (${s.goal.text}: ${s.goal.value})`
       ])
