@@ -17,6 +17,7 @@ import type { Redis } from 'ioredis'
 import { jobKeys, keyList } from '../src/jobs/keys.js'
 import { bareAgent, bareLoop } from './lib/bare.js'
 import { checkout } from './lib/checkout.js'
+import { aria2Get, ensureAria2, trawlGet, writeLists } from './lib/geto.js'
 import { CpuMeter } from './lib/cpu.js'
 import { curlConfig, curlLoop } from './lib/curl.js'
 import { cleanupAll, installExitHandlers, onCleanup } from './lib/procs.js'
@@ -30,7 +31,7 @@ interface Workload {
   id: string
   group: string
   title: string
-  kind: 'fetch' | 'post'
+  kind: 'fetch' | 'post' | 'geto'
   count: number
   size: number
   latencyMs: number
@@ -39,6 +40,8 @@ interface Workload {
   /** WORKER_CONCURRENCY of the trawl process that runs it. */
   workerConcurrency: number
   keepContent: boolean
+  /** geto: trawl get's --parallel (bodies downloaded at once). */
+  parallel?: number
   maxBytes?: number
   timeoutMs?: number
   runs: number
@@ -111,8 +114,9 @@ const MB = 1000 * 1000
 
 const USAGE = `usage: npm run bench -- [options]
   (no options)           every workload (about 2-3 minutes)
-  --only=seed,c50        some workloads, by id (seed b50 b200 c50 c200 d post rss) or by group
-                         letter (a b c d e f); the diagnostic workloads c50-nokeep and d-nokeep
+  --only=seed,c50        some workloads, by id (seed b50 b200 c50 c200 d post rss geto-seed
+                         geto-b geto-d) or by group letter (a b c d e f g; g is trawl get -o
+                         against aria2c, installed from Debian when missing); the diagnostic workloads c50-nokeep and d-nokeep
                          (keepContent:false) run only when named
   --quick                smoke run: one run each, smaller batches
   --runs=7               measured runs per workload (default 5; 9 for post, 3 for rss)
@@ -192,6 +196,23 @@ const seedGoal: Goal = {
   check: (s) => ({ value: `${ms(s.median.firstFetch)}, ${ratio(s.median.ratio)}`, pass: s.median.firstFetch < 5 && s.median.ratio <= 2 })
 }
 
+const getGoal: Goal = {
+  text: 'trawl get -o no slower than aria2c, i.e. trawl/aria2c <= 1.00',
+  check: (s) => ({ value: ratio(s.median.ratio), pass: s.median.ratio <= 1 })
+}
+
+function getWorkload (w: Omit<Workload, 'title' | 'kind' | 'group' | 'latencyMs' | 'keepContent' | 'goal'>): Workload {
+  return {
+    ...w,
+    kind: 'geto',
+    group: 'g',
+    latencyMs: 0,
+    keepContent: true,
+    goal: getGoal,
+    title: `trawl get -o vs aria2c -i: ${w.count.toLocaleString('en-US')} x ${sizeText(w.size)}, c=${w.concurrency}, --parallel ${w.parallel ?? '-'}`
+  }
+}
+
 const WORKLOADS: Workload[] = [
   fetchWorkload({ id: 'seed', group: 'a', count: 15, size: 150 * KB, latencyMs: 0, concurrency: 5, workerConcurrency: 5, keepContent: true, runs: runs(5), warmupCount: 15, note: ' (the seed)', goal: seedGoal }),
   fetchWorkload({ id: 'b50', group: 'b', count: scale(1000, 200), size: 20 * KB, latencyMs: 0, concurrency: 50, workerConcurrency: 50, keepContent: true, runs: runs(5), warmupCount: 1000 }),
@@ -234,7 +255,7 @@ const WORKLOADS: Workload[] = [
     keepContent: true,
     runs: runs(9, 2),
     warmupCount: 1,
-    goal: { text: 'POST answered < 300 ms (median)', check: (s) => ({ value: ms(s.median.post), pass: s.median.post < 300 }) }
+    goal: { text: 'POST answered < 100 ms (median)', check: (s) => ({ value: ms(s.median.post), pass: s.median.post < 100 }) }
   },
   fetchWorkload({
     id: 'rss',
@@ -255,6 +276,9 @@ const WORKLOADS: Workload[] = [
       check: (s) => { const peak = Math.max(...s.peakRss); return { value: mb(peak), pass: peak < 300 * MB } }
     }
   }),
+  getWorkload({ id: 'geto-seed', count: 15, size: 150 * KB, concurrency: 5, workerConcurrency: 5, parallel: 16, runs: runs(5), warmupCount: 15 }),
+  getWorkload({ id: 'geto-b', count: scale(1000, 200), size: 20 * KB, concurrency: 50, workerConcurrency: 50, parallel: 16, runs: runs(5), warmupCount: 200 }),
+  getWorkload({ id: 'geto-d', count: scale(10_000, 2000), size: 2 * KB, concurrency: 50, workerConcurrency: 50, parallel: 16, runs: runs(5), warmupCount: 1000 }),
   fetchWorkload({ id: 'c50-nokeep', group: 'c50-nokeep', count: scale(1000, 200), size: 20 * KB, latencyMs: 50, concurrency: 50, workerConcurrency: 50, keepContent: false, runs: runs(5), warmupCount: 1000, note: ', keepContent:false', optIn: true }),
   fetchWorkload({ id: 'd-nokeep', group: 'd-nokeep', count: scale(10_000, 2000), size: 2 * KB, latencyMs: 0, concurrency: 50, workerConcurrency: 50, keepContent: false, runs: runs(5), warmupCount: 2000, note: ', keepContent:false', optIn: true }),
   fetchWorkload({ id: 'b200', group: 'b', count: scale(1000, 400), size: 20 * KB, latencyMs: 0, concurrency: 200, workerConcurrency: 200, keepContent: true, runs: runs(5), warmupCount: 1000 }),
@@ -345,6 +369,7 @@ async function main (): Promise<void> {
     return { name, proc, idleRss }
   }
 
+  if (workloads.some((w) => w.kind === 'geto')) ensureAria2(log)
   const results: WorkloadResult[] = []
   const groups = [...new Set(workloads.map((w) => w.workerConcurrency))]
   for (const workerConcurrency of groups) {
@@ -353,7 +378,9 @@ async function main (): Promise<void> {
     for (const w of workloads.filter((x) => x.workerConcurrency === workerConcurrency)) {
       const r = w.kind === 'post'
         ? await runPost(w, contenders, target, redis)
-        : await runFetch(w, contenders, target, redis, redisPid)
+        : w.kind === 'geto'
+          ? await runGetO(w, contenders, target, redis)
+          : await runFetch(w, contenders, target, redis, redisPid)
       results.push(r)
       printResult(r)
     }
@@ -582,6 +609,59 @@ async function runPost (w: Workload, contenders: Contender[], target: Target, re
   }
 }
 
+/**
+ * trawl get -o DIR (this checkout's client, in this process, against the first contender)
+ * against aria2c writing the same files, rounds alternating which goes first. The aria2c side
+ * takes the place of `bare` in the figures, so side/bare is trawl/aria2c.
+ */
+async function runGetO (w: Workload, contenders: Contender[], target: Target, redis: Redis): Promise<WorkloadResult> {
+  const c = contenders[0] as Contender
+  const logBefore = contenders.map((x) => x.proc.warnings().count)
+  const urls = Array.from({ length: w.count }, (_, i) => target.url(w.size, w.latencyMs, i))
+  const lists = await writeLists(urls, 'text/html')
+  const trawl = emptySide(c.name)
+  const aria2 = emptySide('bare')
+  const parallel = w.parallel ?? 16
+  const goTrawl = async (): Promise<number> => {
+    const r = await trawlGet(c.proc.origin, lists.trawl, await lists.freshDir('trawl'), w.concurrency, parallel)
+    if (r.jobId !== null) await dropJob(redis, c.proc.prefix, r.jobId)
+    if (r.exitCode !== 0 || r.files !== w.count) {
+      trawl.failures++
+      log(`  ! trawl get: exit ${r.exitCode}, ${r.files} of ${w.count} files`)
+    }
+    return r.ms
+  }
+  const goAria2 = async (): Promise<number> => {
+    const r = await aria2Get(lists.aria2, await lists.freshDir('aria2'), w.concurrency)
+    if (r.exitCode !== 0 || r.files !== w.count) {
+      aria2.failures++
+      log(`  ! aria2c: exit ${r.exitCode}, ${r.files} of ${w.count} files`)
+    }
+    return r.ms
+  }
+  try {
+    // Warm-up, not measured: JIT, connections and Redis scripts on trawl's side; the disk on both.
+    await goTrawl()
+    await goAria2()
+    const roundRatios: number[] = []
+    for (let round = 0; round < w.runs; round++) {
+      const first = round % 2 === 0 ? 'trawl' : 'aria2c'
+      const a = first === 'trawl' ? await goTrawl() : await goAria2()
+      const b = first === 'trawl' ? await goAria2() : await goTrawl()
+      const [tMs, aMs] = first === 'trawl' ? [a, b] : [b, a]
+      trawl.ms.push(tMs)
+      aria2.ms.push(aMs)
+      roundRatios.push(tMs / aMs)
+      log(`  ${w.id} ${round + 1}/${w.runs}: trawl get -o ${ms(tMs)}, aria2c ${ms(aMs)} (${first} first); trawl/aria2c ${ratio(tMs / aMs)}`)
+    }
+    finishSide(w, aria2, aria2, [])
+    finishSide(w, trawl, aria2, roundRatios)
+  } finally {
+    await lists.remove()
+  }
+  return { id: w.id, title: w.title, count: w.count, concurrency: w.concurrency, idleRss: c.idleRss, logLines: logLines(contenders, logBefore), sides: [trawl, aria2] }
+}
+
 function recordPhases (side: SideResult, wall0: number, took: number, st: TargetStats): void {
   side.phases.startup.push(st.firstAt - wall0)
   side.phases.active.push(st.lastAt - st.firstAt)
@@ -634,11 +714,13 @@ function printResult (r: WorkloadResult): void {
       log(`= ${r.title} [${s.name}]: POST median ${ms(s.median.post)} (runs ${s.postMs.map(ms).join(', ')})${goalText(s)}`)
       continue
     }
-    log(`= ${r.title} [${s.name}]: ${ms(s.median.ms)} (${rate(r.count, s.median.ms)}), bare ${ms(bare.median.ms)} (${rate(r.count, bare.median.ms)}), ` +
-      `${s.name}/bare ${ratio(s.median.ratio)} (median of rounds ${ratio(s.median.roundRatio)})` +
+    const baseName = r.id.startsWith('geto') ? 'aria2c' : 'bare'
+    log(`= ${r.title} [${s.name}]: ${ms(s.median.ms)} (${rate(r.count, s.median.ms)}), ${baseName} ${ms(bare.median.ms)} (${rate(r.count, bare.median.ms)}), ` +
+      `${s.name}/${baseName} ${ratio(s.median.ratio)} (median of rounds ${ratio(s.median.roundRatio)})` +
       (curl === undefined ? '' : `, curl ${ms(curl.median.ms)}, ${s.name}/curl ${ratio(s.median.curlRatio)}`) +
       (Number.isFinite(s.median.floorRatio) ? `, ${s.name}/floor ${ratio(s.median.floorRatio)}` : '') +
       `, peak RSS ${mb(peak)}${goalText(s)}`)
+    if (s.cpu.length === 0) continue
     log(`  CPU per URL (median): ${s.name} process ${us(s.median.cpuPerUrl)} + redis-server ${us(s.median.redisCpuPerUrl)}; bare loop ${us(bare.median.cpuPerUrl)}` +
       (curl === undefined ? '' : `; curl ${us(curl.median.cpuPerUrl)} (+ redis-server meanwhile ${us(curl.median.redisCpuPerUrl)})`))
     const ph = (x: SideResult): string => `start ${ms(median(x.phases.startup))}, fetching ${ms(median(x.phases.active))}, end seen ${ms(median(x.phases.tail))}`
@@ -680,11 +762,11 @@ function summary (results: WorkloadResult[]): void {
         fetch ? rate(r.count, s.median.ms) : '-',
         fetch ? rate(r.count, bare.median.ms) : '-',
         fmt(s.median.firstFetch, ms),
-        ms(s.median.post),
+        s.postMs.length > 0 ? ms(s.median.post) : '-',
         s.peakRss.length > 0 ? mb(Math.max(...s.peakRss)) : '-',
         s.goal === undefined ? '' : `${s.goal.pass ? 'PASS' : 'MISS'} (${s.goal.text}: ${s.goal.value})`
       ])
-      if (fetch) {
+      if (fetch && s.cpu.length > 0) {
         cpu.push([r.title, s.name, us(s.median.cpuPerUrl), us(s.median.redisCpuPerUrl), us(s.median.cpuPerUrl + s.median.redisCpuPerUrl),
           us(bare.median.cpuPerUrl), curl === undefined ? '-' : us(curl.median.cpuPerUrl)])
       }

@@ -85,6 +85,8 @@ export interface GetFlags {
   maxBytes?: number
   keepContent: boolean
   output?: string
+  /** With -o: bodies downloaded at once (save.ts DEFAULT_PARALLEL when not given). */
+  parallel?: number
   json?: boolean
 }
 

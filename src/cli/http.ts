@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream'
+import { request, type Dispatcher } from 'undici'
 import { checkDocument, type JobDocument } from './documents.js'
 import { ProblemError, ProtocolError, UnreachableError } from './errors.js'
 
@@ -85,9 +87,23 @@ export class TrawlClient {
     return checkDocument(await this.#json(res), `job ${id}`)
   }
 
-  /** The stored body of a result, as a stream; no overall timeout, since bodies may be large. */
-  async content (contentUrl: string, signal?: AbortSignal): Promise<Response> {
-    return this.#send('GET', contentUrl, { signal, timeout: false })
+  /**
+   * The stored body of a result, as a stream, through `dispatcher` (a keep-alive pool shared by
+   * many downloads: save.ts). No overall timeout, since bodies may be large; the headers, and
+   * each pause in the body, may take the request timeout at most.
+   */
+  async content (contentUrl: string, dispatcher: Dispatcher, signal?: AbortSignal): Promise<Readable> {
+    const url = this.url(contentUrl)
+    let res: Dispatcher.ResponseData
+    try {
+      res = await request(url, { dispatcher, signal, headers: this.#auth, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs })
+    } catch (err) {
+      if (signal?.aborted) throw err
+      throw new UnreachableError(`cannot reach ${this.server}: ${describeFetchError(err, this.#timeoutMs)}`, { cause: err })
+    }
+    if (res.statusCode >= 200 && res.statusCode < 300) return res.body
+    const text = await res.body.text().catch(() => '')
+    throw problemFrom(res.statusCode, '', text, url.href)
   }
 
   /** Opens `GET /jobs/:id/events`, after `lastEventId` when given. The caller reads and ends it. */
@@ -143,23 +159,27 @@ function jobPath (id: string): string {
 
 /** Reads a non-2xx answer as a problem document; anything else becomes an `HTTP_<status>` problem. */
 async function problemOf (res: Response): Promise<ProblemError> {
-  const text = await res.text().catch(() => '')
+  return problemFrom(res.status, res.statusText, await res.text().catch(() => ''), res.url)
+}
+
+function problemFrom (status: number, statusText: string, text: string, url: string): ProblemError {
   let body: unknown = null
   try {
     body = JSON.parse(text)
   } catch {}
   if (isRecord(body) && typeof body.code === 'string') {
-    const detail = typeof body.detail === 'string' ? body.detail : typeof body.title === 'string' ? body.title : res.statusText
+    const detail = typeof body.detail === 'string' ? body.detail : typeof body.title === 'string' ? body.title : statusText
     const errors = Array.isArray(body.errors)
       ? body.errors.filter(isRecord).map((e) => ({ path: String(e.path ?? ''), message: String(e.message ?? '') }))
       : []
-    return new ProblemError(res.status, body.code, detail, errors)
+    return new ProblemError(status, body.code, detail, errors)
   }
-  return new ProblemError(res.status, `HTTP_${res.status}`, `${res.statusText || 'no reason given'} (${res.url})`)
+  return new ProblemError(status, `HTTP_${status}`, `${statusText || 'no reason given'} (${url})`)
 }
 
 function describeFetchError (err: unknown, timeoutMs: number): string {
   if (err instanceof DOMException && err.name === 'TimeoutError') return `no answer within ${timeoutMs / 1000} s`
+  if (err instanceof AggregateError && err.errors[0] instanceof Error) return err.errors[0].message
   const cause = err instanceof Error ? err.cause : undefined
   if (cause instanceof Error) {
     // An AggregateError (IPv4 and IPv6 both refused) has no message of its own; take its first.

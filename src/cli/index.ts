@@ -6,6 +6,7 @@ import { runStatus } from './commands/status.js'
 import { runWatch } from './commands/watch.js'
 import { CliError, EXIT } from './errors.js'
 import type { CliIo } from './io.js'
+import { DEFAULT_PARALLEL } from './save.js'
 
 export type { CliIo }
 
@@ -52,9 +53,10 @@ function buildProgram (io: CliIo, setCode: (code: number) => void): Command {
     .action(async (id: string, flags: { server: string, apiKey?: string, json?: boolean }) => { setCode(await runStatus(id, flags, io)) })
 
   jobCommand(program, io, 'watch', 'Follow an existing job to its end, like get does; Ctrl-C stops watching, not the job.')
-    .option('-o, --output <dir>', 'save each downloaded body into this directory')
+    .option('-o, --output <dir>', 'save each downloaded body into this directory, with results.ndjson')
+    .option('-p, --parallel <n>', `with -o: bodies downloaded at once (default ${DEFAULT_PARALLEL})`, integer(1))
     .option('--json', 'print the final job document (every result) instead of lines')
-    .action(async (id: string, flags: { server: string, apiKey?: string, json?: boolean, output?: string }) => { setCode(await runWatch(id, flags, io)) })
+    .action(async (id: string, flags: { server: string, apiKey?: string, json?: boolean, output?: string, parallel?: number }) => { setCode(await runWatch(id, flags, io)) })
 
   jobCommand(program, io, 'cancel', 'Cancel a job: pending URLs are dropped, fetches in flight aborted.')
     .option('--json', 'print the job document (without results)')
@@ -74,7 +76,8 @@ function addGet (program: Command, io: CliIo, setCode: (code: number) => void): 
     .option('-r, --retries <n>', 'extra attempts after a network error, timeout, 408, 429 or 5xx', integer(0))
     .option('--max-bytes <size>', 'cap on each decoded body (bytes, or with k, M, G)', byteSize)
     .option('--no-keep-content', 'do not keep the bodies on the server (no -o then)')
-    .option('-o, --output <dir>', 'save each downloaded body into this directory')
+    .option('-o, --output <dir>', 'save each downloaded body into this directory, with results.ndjson')
+    .option('-p, --parallel <n>', `with -o: bodies downloaded at once (default ${DEFAULT_PARALLEL})`, integer(1))
     .option('--json', 'print the final job document (every result) instead of lines')
     .addHelpText('after', '\nExit status: 0 all succeeded, 1 some failed or were cancelled, 2 usage error,\n3 server unreachable or answered a problem, 130 interrupted (the job is cancelled).')
     .action(async (urls: string[], flags: GetFlags) => { setCode(await runGet(urls, flags, io)) })

@@ -8,6 +8,7 @@ import type { FinishWatcher } from '../events/finish-watcher.js'
 import type { Queues } from '../jobs/queue.js'
 import type { JobStore } from '../jobs/store.js'
 import type { Metrics } from '../metrics/metrics.js'
+import { redisMemory } from '../redis/memory.js'
 import { createAdmission } from '../tenants/admission.js'
 import { auth } from '../tenants/auth.js'
 import { createIdempotencyKeys } from '../tenants/idempotency.js'
@@ -71,7 +72,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   // Admission and Idempotency-Keys are stateless views of the API's Redis connection.
   const admission = createAdmission(deps.redis, { prefix: config.REDIS_PREFIX })
   const idempotency = createIdempotencyKeys(deps.redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
-  await app.register(jobRoutes, { config, store: deps.store, admission, idempotency, queues: deps.queues, watcher: deps.watcher })
+  await app.register(jobRoutes, { config, store: deps.store, admission, idempotency, memory: redisMemory(deps.redis), queues: deps.queues, watcher: deps.watcher })
   await app.register(jobEventRoutes, { store: deps.store, hub: deps.hub, retryMs: config.SSE_RETRY_MS, metrics: deps.metrics })
   // Pages for people (/, /docs, /admin): their own CSP, and no tenant auth on the pages
   // themselves; the data comes from the API with the person's key.

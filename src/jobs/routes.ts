@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Config } from '../config.js'
+import type { RedisMemory } from '../redis/memory.js'
 import { ContentNotFoundError, JobFinishedError, JobNotFoundError } from '../http/problems.js'
 import type { FinishWatcher } from '../events/finish-watcher.js'
 import type { Admission } from '../tenants/admission.js'
@@ -18,6 +19,8 @@ export interface JobRoutesDeps {
   store: JobStore
   admission: Admission
   idempotency: IdempotencyKeys
+  /** How full Redis is: POST /jobs refuses work while it is near full. */
+  memory: RedisMemory
   queues: Queues
   watcher: FinishWatcher
 }

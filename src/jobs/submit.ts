@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { ulid } from 'ulid'
 import type { Config } from '../config.js'
+import { NEAR_FULL_RETRY_AFTER_S, nearFullDetail, type RedisMemory } from '../redis/memory.js'
 import { JobNotFoundError, TrawlError, ValidationFailedError } from '../http/problems.js'
 import type { Admission } from '../tenants/admission.js'
 import { keyDigest, type IdempotencyKeys } from '../tenants/idempotency.js'
@@ -10,8 +11,8 @@ import type { JobDocument, SubmitBody } from './schemas.js'
 import type { JobStore, NewJob } from './store.js'
 
 /**
- * The submit saga of `POST /jobs`: Idempotency-Key, admission, create, enqueue, each undone when
- * a later step fails, so that a failed submission leaves no key held, no URLs counted and no job
+ * The submit saga of `POST /jobs`: room in Redis, Idempotency-Key, admission, create, enqueue,
+ * each undone when a later step fails, so that a failed submission leaves no key held, no URLs counted and no job
  * that nobody will run.
  */
 
@@ -19,6 +20,8 @@ export interface SubmitDeps {
   store: Pick<JobStore, 'create' | 'readRecord' | 'finish'>
   admission: Admission
   idempotency: IdempotencyKeys
+  /** How full the API's Redis is (redis/memory.ts, shared with /readyz). */
+  memory: RedisMemory
   /** Puts a created job's lanes (and its callback) on the queues: jobs/queue.ts enqueueJob. */
   enqueue(jobId: string, laneCount: number, callback: CallbackQueueOptions | null): Promise<void>
   config: Pick<Config, 'MAX_PENDING_URLS_PER_TENANT' | 'CALLBACK_SECRET' | 'CALLBACK_MAX_ATTEMPTS' | 'CALLBACK_RETRY_BASE_MS'>
@@ -49,6 +52,7 @@ export async function submitJob (deps: SubmitDeps, request: SubmitRequest): Prom
   if (body.callbackUrl !== undefined && deps.config.CALLBACK_SECRET === undefined) {
     throw new ValidationFailedError([{ path: '/callbackUrl', message: 'callbacks are off: the server has no CALLBACK_SECRET' }])
   }
+  await refuseWhenRedisFull(deps)
   const id = deps.newId?.() ?? `j_${ulid()}`
   const key = request.idempotencyKey === undefined
     ? null
@@ -80,6 +84,16 @@ export function requestHash (body: SubmitBody): string {
     callbackUrl: body.callbackUrl ?? null
   })
   return createHash('sha256').update(canonical).digest('base64url')
+}
+
+/**
+ * The room step, before anything is written: a Redis near its maxmemory would refuse the job's
+ * writes, or accept the job and then refuse its lanes' results, so the submission is refused
+ * with 503 UNAVAILABLE and a Retry-After instead.
+ */
+export async function refuseWhenRedisFull (deps: Pick<SubmitDeps, 'memory'>): Promise<void> {
+  const state = await deps.memory.state()
+  if (state.nearFull) throw new TrawlError('UNAVAILABLE', nearFullDetail(state), { retryAfter: NEAR_FULL_RETRY_AFTER_S })
 }
 
 /** An Idempotency-Key as the saga holds it: for `jobId`, by a request hashing to `hash`. */

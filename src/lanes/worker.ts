@@ -1,4 +1,5 @@
 import { DelayedError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq'
+import { Redis } from 'ioredis'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
@@ -8,6 +9,7 @@ import { laneJobId } from '../jobs/queue.js'
 import { laneDataSchema, type LaneData } from '../jobs/schemas.js'
 import type { JobStore } from '../jobs/store.js'
 import type { Metrics } from '../metrics/metrics.js'
+import { createOomWait, keepLocksThroughOom, RedisFullError } from '../redis/oom.js'
 import { ABORT_CANCELLED, ABORT_SHUTDOWN, runLane, type LaneDeps, type LaneOutcome } from './lane.js'
 
 export interface LaneWorkerDeps {
@@ -41,12 +43,14 @@ export function createLaneWorker (deps: LaneWorkerDeps): LaneWorker {
   const { config } = deps
   const lanes = laneRegistry()
   let closing: Promise<void> | undefined
+  const stopping = () => closing !== undefined
   const laneDeps: LaneDeps = {
-    step: deps.store.step,
+    // A full Redis makes a lane wait for memory, not fail its job (redis/oom.ts).
+    step: oomWait(deps.logger, stopping)(deps.store.step),
     laneContext: deps.store.laneContext,
     fetch: (url, options, signal) => measured(deps.metrics, signal, fetchPage(deps.dispatcher, url, options, signal)),
     sliceMs: config.LANE_SLICE_MS,
-    stopping: () => closing !== undefined
+    stopping
   }
   const worker = new Worker<LaneData, LaneOutcome>(FETCH_QUEUE, laneProcessor((data, signal) => lanes.track(data, () => counted(deps.metrics, () => runLane(data, laneDeps, signal)))), {
     connection: deps.connection,
@@ -57,6 +61,7 @@ export function createLaneWorker (deps: LaneWorkerDeps): LaneWorker {
     maxStalledCount: 5,
     autorun: true
   })
+  if (deps.connection instanceof Redis) keepLocksThroughOom(worker, deps.connection)
   worker.on('failed', (job, err) => onFailed(deps, job, err))
   worker.on('error', (err) => deps.logger.warn({ err }, 'worker error'))
   return {
@@ -72,7 +77,11 @@ export function createLaneWorker (deps: LaneWorkerDeps): LaneWorker {
 /** BullMQ's side of a lane: runs it, then moves its job to the back (yield) or front (handback) of the queue. */
 function laneProcessor (run: (data: LaneData, signal: AbortSignal) => Promise<LaneOutcome>) {
   return async (job: Job<LaneData>, token?: string, signal?: AbortSignal): Promise<LaneOutcome> => {
-    const outcome = await run(laneDataSchema.parse(job.data), signal ?? new AbortController().signal)
+    const outcome = await run(laneDataSchema.parse(job.data), signal ?? new AbortController().signal).catch((err: unknown) => {
+      // Shut down while waiting for a full Redis: hand the lane back as on SIGTERM.
+      if (err instanceof RedisFullError) return 'handback' as const
+      throw err
+    })
     if (outcome === 'yield') {
       // To the back of the queue: other jobs' lanes waiting behind this one run first.
       await job.moveToDelayed(Date.now(), token)
@@ -102,6 +111,14 @@ async function counted<T> (metrics: LaneWorkerDeps['metrics'], run: () => Promis
   } finally {
     metrics?.laneEnded()
   }
+}
+
+function oomWait (logger: Logger, stopping: () => boolean) {
+  return createOomWait({
+    stopping,
+    onFull: (err) => logger.warn({ err }, 'Redis is at its maxmemory: lanes wait for memory to free'),
+    onRoom: (waitedMs) => logger.info({ waitedMs }, 'Redis has room again: lanes go on')
+  })
 }
 
 /** The lanes running in this process by job id, for the cancel watch. */

@@ -41,6 +41,13 @@ export const SCRIPTS = {
     keys: ['key'],
     argv: ['value', 'ttl'],
     reply: reply<string | null>()
+  },
+  trawlKeepLocks: {
+    file: './keep-locks.lua',
+    prelude: false,
+    keys: ['stalled'],
+    argv: ['base', 'ids', 'tokens', 'ttl'],
+    reply: reply<string[]>()
   }
 } as const
 

@@ -7,6 +7,7 @@ import t, { type Test } from 'tap'
 import { TrawlError } from '../../src/http/problems.js'
 import { idempotencyKey, tenantPendingKey } from '../../src/jobs/keys.js'
 import { createJobStore } from '../../src/jobs/redis-store.js'
+import { redisMemory } from '../../src/redis/memory.js'
 import { DEFAULT_OPTIONS, type SubmitBody } from '../../src/jobs/schemas.js'
 import { admitAndCreate, claimKey, requestHash, submitJob, type SubmitDeps } from '../../src/jobs/submit.js'
 import { createAdmission } from '../../src/tenants/admission.js'
@@ -28,6 +29,7 @@ function setup (t: Test, over: Partial<SubmitDeps> = {}) {
     store: createJobStore(redis, options),
     admission: createAdmission(redis, options),
     idempotency: createIdempotencyKeys(redis, options),
+    memory: redisMemory(redis),
     enqueue: async (jobId, lanes) => { enqueued.push({ jobId, lanes }) },
     config: { MAX_PENDING_URLS_PER_TENANT: 10, CALLBACK_SECRET: undefined, CALLBACK_MAX_ATTEMPTS: 3, CALLBACK_RETRY_BASE_MS: 100 },
     log: { info () {} },

@@ -11,6 +11,8 @@ export interface ShowFlags {
   json?: boolean
   /** Save each succeeded body into this directory (already created). */
   output?: string
+  /** With `output`: bodies downloaded at once. @defaultValue save.ts DEFAULT_PARALLEL */
+  parallel?: number
   /** Called once, with the snapshot that opens the stream. */
   onOpen?: (doc: JobSummary) => void
 }
@@ -37,7 +39,7 @@ export async function showJob (client: TrawlClient, id: string, io: CliIo, flags
         if (!opened) flags.onOpen?.(doc)
         opened = true
         report.state(doc)
-        if (flags.output !== undefined) saver ??= new BodySaver(client, flags.output, doc.total, (message) => report.notice(message), signal)
+        if (flags.output !== undefined) saver ??= new BodySaver(client, flags.output, doc.total, (message) => report.notice(message), signal, flags.parallel)
       },
       onResult (item) {
         report.result(item)
@@ -50,6 +52,7 @@ export async function showJob (client: TrawlClient, id: string, io: CliIo, flags
     unsaved = await (saver as BodySaver | null)?.done() ?? 0
   } catch (err) {
     report.close()
+    await (saver as BodySaver | null)?.dispose()
     throw err
   }
   report.finish(final)
