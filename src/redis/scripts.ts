@@ -41,6 +41,35 @@ export const SCRIPTS = {
     keys: ['key'],
     argv: ['value', 'ttl'],
     reply: reply<string | null>()
+  },
+  // The host scripts touch one host's keys only (its own Cluster slot), never a job's.
+  trawlHostAcquire: {
+    file: '../hosts/acquire.lua',
+    prelude: false,
+    keys: ['slots', 'state', 'job'],
+    argv: ['lease', 'limit', 'leaseMs', 'delayMs', 'jobLimit'],
+    reply: reply<[number, number, number]>()
+  },
+  trawlHostRelease: {
+    file: '../hosts/release.lua',
+    prelude: false,
+    keys: ['slots', 'state', 'job', 'strikes'],
+    argv: ['lease', 'outcome', 'pauseMs', 'baseMs', 'maxMs', 'memoryMs', 'channel', 'host'],
+    reply: reply<[number, number, number]>()
+  },
+  trawlHostRenew: {
+    file: '../hosts/renew.lua',
+    prelude: false,
+    keys: ['slots', 'job'],
+    argv: ['leaseMs', 'ids'],
+    reply: reply<number>()
+  },
+  trawlHostState: {
+    file: '../hosts/state.lua',
+    prelude: false,
+    keys: ['slots', 'state', 'strikes'],
+    argv: [],
+    reply: reply<number[]>()
   }
 } as const
 
