@@ -7,6 +7,7 @@ import { FETCH_QUEUE } from '../jobs/keys.js'
 import { laneJobId } from '../jobs/queue.js'
 import { laneDataSchema, type LaneData } from '../jobs/schemas.js'
 import type { JobStore } from '../jobs/store.js'
+import type { Politeness } from '../hosts/politeness.js'
 import { ABORT_CANCELLED, ABORT_SHUTDOWN, runLane, type LaneDeps, type LaneOutcome } from './lane.js'
 
 export interface LaneWorkerDeps {
@@ -16,6 +17,8 @@ export interface LaneWorkerDeps {
   connection: ConnectionOptions
   store: JobStore
   dispatcher: Dispatcher
+  /** The host rules (caps, pauses, robots.txt); without them URLs are fetched as claimed. */
+  hosts?: Politeness
 }
 
 export interface LaneWorker {
@@ -42,6 +45,7 @@ export function createLaneWorker (deps: LaneWorkerDeps): LaneWorker {
     step: deps.store.step,
     laneContext: deps.store.laneContext,
     fetch: (url, options, signal) => fetchPage(deps.dispatcher, url, options, signal),
+    ...(deps.hosts ? { hosts: deps.hosts } : {}),
     sliceMs: config.LANE_SLICE_MS,
     stopping: () => closing !== undefined
   }

@@ -10,7 +10,11 @@ import { TEST_REDIS_URL, testPrefix } from './redis.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
-/** Environment every test service runs with: its own prefix, loopback targets allowed. */
+/**
+ * Environment every test service runs with: its own prefix, loopback targets allowed, and no
+ * per-host cap (every target here is 127.0.0.1, one host: a cap would change what the tests
+ * measure; test/hosts sets its own).
+ */
 export function testEnv (prefix: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     REDIS_URL: TEST_REDIS_URL,
@@ -18,6 +22,7 @@ export function testEnv (prefix: string, extra: Record<string, string> = {}): Re
     FETCH_ALLOW_CIDRS: '127.0.0.0/8,::1/128',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     WORKER_LOCK_MS: '2000',
+    HOST_CONCURRENCY: '0',
     ...extra
   }
 }

@@ -43,7 +43,11 @@ async function setup (t: Test, n: number) {
       ttl: TTL_MS,
       channel: store.channel,
       claim: claim ? '1' : '0',
-      keep: '0'
+      keep: '0',
+      park: '',
+      host: '',
+      skip: '',
+      want: ''
     }
     return runScript(redis, 'trawlStep', keys, args)
   }
