@@ -39,6 +39,13 @@ export interface Politeness {
   wait(hosts: readonly string[], job: LaneJob, signal: AbortSignal, ms: number): Promise<Lease | null>
   /** After a fetch (or its abort): the slot back, and what the answer said about the host. */
   after(lease: Lease | null, host: string, page: PageResult | null): Promise<void>
+  /**
+   * After a fetch that went well: the lease kept for the lane's next URL on the same host
+   * (no release and acquire in between), or null once it was given back. A lease is kept at
+   * most `LEASE_REUSES` times, and never across a spacing or a pause, so waiters elsewhere get
+   * their turn at the next release.
+   */
+  reuse(lease: Lease, host: string, page: PageResult, job: LaneJob): Promise<Lease | null>
 }
 
 export interface PolitenessOptions {
@@ -56,10 +63,13 @@ export interface PolitenessOptions {
 
 // Crawl-delays learnt from robots.txt, per host, kept for the hosts seen most recently.
 const DELAYS_MAX = 10_000
+/** Fetches one lease may serve in a row before it is given back (see `reuse`). */
+export const LEASE_REUSES = 8
 
 export function createPoliteness (o: PolitenessOptions): Politeness {
   const { robots } = o
   const crawlDelays = new Map<string, number>()
+  const uses = new WeakMap<Lease, number>()
   const gateReady = Promise.resolve(o.gate)
   // Known once created; until then nothing is known to be blocked or watched.
   let known: HostGate | null = null
@@ -127,5 +137,15 @@ export function createPoliteness (o: PolitenessOptions): Politeness {
     else if (outcome.kind === 'pause' || outcome.kind === 'strike') await gate.record(host, outcome)
   }
 
-  return { skip: (jobId) => known?.blockedFor(jobId) ?? [], admit, wait, after }
+  async function reuse (lease: Lease, host: string, page: PageResult, job: LaneJob): Promise<Lease | null> {
+    const n = (uses.get(lease) ?? 0) + 1
+    if (n < LEASE_REUSES && !page.pause && page.status !== null && enterOptions(host, job).delayMs === 0) {
+      uses.set(lease, n)
+      return lease
+    }
+    await after(lease, host, page)
+    return null
+  }
+
+  return { skip: (jobId) => known?.blockedFor(jobId) ?? [], admit, wait, after, reuse }
 }

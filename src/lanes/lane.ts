@@ -42,7 +42,8 @@ export async function runLane (data: LaneData, deps: LaneDeps, signal: AbortSign
   if (context === null) return 'done'
   const job: LaneJob = { id: data.jobId, options: context.options }
   let report: LaneReport | null = null
-  // A slot won by waiting (a `blocked` reply): the next claim asks for its host's parked URLs.
+  // A slot won by waiting (a `blocked` reply) or kept from the last fetch: the next claim asks
+  // for its host's parked URLs first.
   let lease: Lease | null = null
   for (;;) {
     const stopping = deps.stopping() || signal.reason === ABORT_SHUTDOWN
@@ -62,9 +63,9 @@ export async function runLane (data: LaneData, deps: LaneDeps, signal: AbortSign
       if (signal.aborted) lease = await giveBack(deps, lease)
       continue
     }
-    report = await fetchOne(reply, job, deps, lease, signal)
-    lease = null
+    ;({ report, lease } = await fetchOne(reply, job, deps, lease, signal))
     if (signal.aborted) {
+      await giveBack(deps, lease)
       // A cancelled job already counts this URL as cancelled; a shutdown leaves it held.
       return signal.reason === ABORT_SHUTDOWN ? 'handback' : 'done'
     }
@@ -77,15 +78,16 @@ async function giveBack (deps: LaneDeps, lease: Lease | null): Promise<null> {
 }
 
 /** Fetches one claimed URL (through the host rules, if any) and says what to report. */
-async function fetchOne (claimed: Extract<StepReply, { kind: 'fetch' }>, job: LaneJob, deps: LaneDeps, lease: Lease | null, signal: AbortSignal): Promise<LaneReport> {
+async function fetchOne (claimed: Extract<StepReply, { kind: 'fetch' }>, job: LaneJob, deps: LaneDeps, lease: Lease | null, signal: AbortSignal): Promise<{ report: LaneReport, lease: Lease | null }> {
   const { index, url } = claimed
   if (!deps.hosts) {
     const page = await deps.fetch(url, job.options, signal)
-    return { index, result: toStoredResult(page), body: page.body }
+    return { report: { index, result: toStoredResult(page), body: page.body }, lease: null }
   }
   const outcome = await fetchPolitely(url, claimed.parked, job, { hosts: deps.hosts, fetch: deps.fetch, now: deps.now ?? Date.now }, lease, signal)
-  if ('park' in outcome) return { index, park: outcome.park }
-  return { index, result: toStoredResult(outcome.page), body: outcome.page.body }
+  const kept = outcome.lease ?? null
+  if ('park' in outcome) return { report: { index, park: outcome.park }, lease: kept }
+  return { report: { index, result: toStoredResult(outcome.page), body: outcome.page.body }, lease: kept }
 }
 
 export function toStoredResult (page: PageResult): StoredResult {

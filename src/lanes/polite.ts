@@ -11,7 +11,8 @@ import type { ParkedUrl } from '../jobs/schemas.js'
  * paused for too long) or it is to be parked, its attempts so far kept with it.
  */
 
-export type PoliteOutcome = { page: PageResult } | { park: ParkedUrl }
+/** A page or a park, and the slot the lane keeps for its next URL on the same host, if any. */
+export type PoliteOutcome = ({ page: PageResult } | { park: ParkedUrl }) & { lease?: Lease | null }
 
 export interface PoliteDeps {
   hosts: Politeness
@@ -46,13 +47,15 @@ export async function fetchPolitely (url: string, parked: ParkedUrl | null, job:
   // Pause answers do not spend the retry budget: only what was spent before counts.
   const options = { ...job.options, retries: Math.max(0, job.options.retries - prior.spent), hostPauses: true }
   let page: PageResult | null = null
+  let kept: Lease | null = null
   try {
     page = await deps.fetch(url, options, signal)
   } finally {
-    await deps.hosts.after(admission.lease, host, signal.aborted ? null : page)
+    if (admission.lease && page && !signal.aborted) kept = await deps.hosts.reuse(admission.lease, host, page, job)
+    else await deps.hosts.after(admission.lease, host, signal.aborted ? null : page)
   }
   const attempts = prior.attempts + page.attempts
-  if (!page.pause) return { page: { ...page, attempts } }
+  if (!page.pause) return { page: { ...page, attempts }, lease: kept }
   const pausedAt = prior.pausedAt ?? deps.now()
   if (deps.now() - pausedAt >= PAUSED_URL_MAX_MS) {
     const message = `the host kept answering ${page.status ?? 429} for ${Math.round((deps.now() - pausedAt) / 60_000)} min`
