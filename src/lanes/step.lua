@@ -99,15 +99,15 @@ if tonumber(redis.call('HGET', meta, 'expiresAt')) - now < ttl - math.min(60000,
 end
 if ARGV[10] ~= '1' then return {0} end
 
--- The index this lane takes: held (and its parked entry, if it had one) from now on.
-local function take (n)
+-- The index this lane holds, with its parked entry if it may have one (held or from parkq).
+local function take (n, mayBeParked)
   local url = redis.call('LINDEX', urls, n)
-  local info = redis.call('HGET', parked, n)
+  local info = mayBeParked and redis.call('HGET', parked, n)
   if info then return {1, n, url, info} end
   return {1, n, url}
 end
 local h = redis.call('HGET', held, lane)
-if h then return take(tonumber(h)) end
+if h then return take(tonumber(h), true) end
 
 -- A parked index first: of the wanted host, else of the first host not skipped. Each jump
 -- passes one skipped host, so this is at most (skipped hosts + 1) lookups.
@@ -137,7 +137,7 @@ if pick then
   local n = tonumber(string.sub(pick, -10))
   redis.call('HSET', held, lane, n)
   redis.call('HINCRBY', meta, 'running', 1)
-  return take(n)
+  return take(n, true)
 end
 
 local n = redis.call('HINCRBY', meta, 'next', 1) - 1
@@ -148,4 +148,4 @@ if n >= tonumber(redis.call('HGET', meta, 'total')) then
 end
 redis.call('HSET', held, lane, n)
 redis.call('HINCRBY', meta, 'running', 1)
-return take(n)
+return take(n, false)
