@@ -49,12 +49,20 @@ interface Workload {
   goal?: Goal
   /** Diagnostic workload: runs only when --only names it. */
   optIn?: boolean
+  /** Spread the URLs over this many hosts, 127.0.0.2 and on (round robin); 127.0.0.1 otherwise. */
+  hosts?: number
+  /** Environment of the trawl process that runs it (e.g. HOST_CONCURRENCY). */
+  env?: Record<string, string>
+  /** A second trawl process of this checkout with other settings, run side by side. */
+  baseline?: { name: string, env: Record<string, string> }
+  /** The bare loop's concurrency, when not the job's. */
+  bareConcurrency?: number
 }
 
 interface Goal {
   text: string
-  /** The figure compared, formatted, and whether it passes. */
-  check (s: SideResult, bare: SideResult): { value: string, pass: boolean }
+  /** The figure compared, formatted, and whether it passes; `sides` by name. */
+  check (s: SideResult, bare: SideResult, sides: ReadonlyMap<string, SideResult>): { value: string, pass: boolean }
 }
 
 /** The runs of one side (trawl, the --ab checkout, or the bare loop) on one workload. */
@@ -114,8 +122,8 @@ const MB = 1000 * 1000
 
 const USAGE = `usage: npm run bench -- [options]
   (no options)           every workload (about 2-3 minutes)
-  --only=seed,c50        some workloads, by id (seed b50 b200 c50 c200 d post rss geto-seed
-                         geto-b geto-d) or by group letter (a b c d e f g; g is trawl get -o
+  --only=seed,c50        some workloads, by id (seed b50 b200 c50 c200 d post rss hosts20 host1
+                         geto-seed geto-b geto-d) or by group letter (a b c d e f g; g is trawl get -o
                          against aria2c, installed from Debian when missing); the diagnostic workloads c50-nokeep and d-nokeep
                          (keepContent:false) run only when named
   --quick                smoke run: one run each, smaller batches
@@ -213,6 +221,8 @@ function getWorkload (w: Omit<Workload, 'title' | 'kind' | 'group' | 'latencyMs'
   }
 }
 
+const HOST1_COUNT = scale(400, 80)
+
 const WORKLOADS: Workload[] = [
   fetchWorkload({ id: 'seed', group: 'a', count: 15, size: 150 * KB, latencyMs: 0, concurrency: 5, workerConcurrency: 5, keepContent: true, runs: runs(5), warmupCount: 15, note: ' (the seed)', goal: seedGoal }),
   fetchWorkload({ id: 'b50', group: 'b', count: scale(1000, 200), size: 20 * KB, latencyMs: 0, concurrency: 50, workerConcurrency: 50, keepContent: true, runs: runs(5), warmupCount: 1000 }),
@@ -283,6 +293,52 @@ const WORKLOADS: Workload[] = [
   fetchWorkload({ id: 'd-nokeep', group: 'd-nokeep', count: scale(10_000, 2000), size: 2 * KB, latencyMs: 0, concurrency: 50, workerConcurrency: 50, keepContent: false, runs: runs(5), warmupCount: 2000, note: ', keepContent:false', optIn: true }),
   fetchWorkload({ id: 'b200', group: 'b', count: scale(1000, 400), size: 20 * KB, latencyMs: 0, concurrency: 200, workerConcurrency: 200, keepContent: true, runs: runs(5), warmupCount: 1000 }),
   fetchWorkload({
+    id: 'hosts20',
+    group: 'g',
+    count: scale(1000, 200),
+    size: 20 * KB,
+    latencyMs: 50,
+    concurrency: 100,
+    workerConcurrency: 100,
+    keepContent: true,
+    runs: runs(5),
+    warmupCount: 1000,
+    hosts: 20,
+    env: { HOST_CONCURRENCY: '8' },
+    baseline: { name: 'cap-off', env: { HOST_CONCURRENCY: '0' } },
+    note: ' over 20 hosts, HOST_CONCURRENCY=8',
+    goal: {
+      text: 'within 1.1x of the same run with HOST_CONCURRENCY=0',
+      check: (s, _bare, sides) => {
+        const off = sides.get('cap-off')?.median.ms ?? NaN
+        return { value: `${ratio(s.median.ms / off)} (cap off ${ms(off)})`, pass: s.median.ms / off <= 1.1 }
+      }
+    }
+  }),
+  fetchWorkload({
+    id: 'host1',
+    group: 'g',
+    count: HOST1_COUNT,
+    size: 20 * KB,
+    latencyMs: 50,
+    concurrency: 50,
+    workerConcurrency: 50,
+    keepContent: true,
+    runs: runs(5),
+    warmupCount: 400,
+    hosts: 1,
+    env: { HOST_CONCURRENCY: '8' },
+    bareConcurrency: 8,
+    note: ' on one host, HOST_CONCURRENCY=8 (bare loop at c=8)',
+    goal: {
+      text: 'within 1.1x of N / 8 x 50 ms',
+      check: (s) => {
+        const ideal = (HOST1_COUNT / 8) * 50
+        return { value: `${ratio(s.median.ms / ideal)} (ideal ${ms(ideal)})`, pass: s.median.ms / ideal <= 1.1 }
+      }
+    }
+  }),
+  fetchWorkload({
     id: 'c200',
     group: 'c',
     count: scale(1000, 400),
@@ -340,7 +396,7 @@ async function main (): Promise<void> {
     redis.disconnect()
   })
   const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1] ?? NaN)
-  const target = await startTarget()
+  const target = await startTarget(Math.max(0, ...WORKLOADS.map((w) => w.hosts ?? 0)))
   onCleanup(target.close)
   const profDir = join(tmpdir(), `trawl-bench-prof-${runId}`)
   const env = extraEnv()
@@ -371,11 +427,17 @@ async function main (): Promise<void> {
 
   if (workloads.some((w) => w.kind === 'geto')) ensureAria2(log)
   const results: WorkloadResult[] = []
-  const groups = [...new Set(workloads.map((w) => w.workerConcurrency))]
-  for (const workerConcurrency of groups) {
-    const contenders = [await contender('trawl', `bench-${runId}-w${workerConcurrency}`, workerConcurrency, undefined)]
-    if (other !== undefined) contenders.push(await contender(`@${args.ab ?? ''}`, `bench-${runId}-w${workerConcurrency}-ab`, workerConcurrency, other.dir, extraEnv(args['ab-env'])))
-    for (const w of workloads.filter((x) => x.workerConcurrency === workerConcurrency)) {
+  // One set of trawl processes per WORKER_CONCURRENCY and settings.
+  const groupKey = (w: Workload): string => JSON.stringify([w.workerConcurrency, w.env ?? {}, w.baseline ?? null])
+  const groups = [...new Set(workloads.map(groupKey))]
+  for (const [n, key] of groups.entries()) {
+    const first = workloads.find((w) => groupKey(w) === key) as Workload
+    const { workerConcurrency } = first
+    const tag = `bench-${runId}-w${workerConcurrency}${n > 0 ? `-${n}` : ''}`
+    const contenders = [await contender('trawl', tag, workerConcurrency, undefined, first.env)]
+    if (first.baseline !== undefined) contenders.push(await contender(first.baseline.name, `${tag}-${first.baseline.name}`, workerConcurrency, undefined, first.baseline.env))
+    if (other !== undefined) contenders.push(await contender(`@${args.ab ?? ''}`, `${tag}-ab`, workerConcurrency, other.dir, { ...first.env, ...extraEnv(args['ab-env']) }))
+    for (const w of workloads.filter((x) => groupKey(x) === key)) {
       const r = w.kind === 'post'
         ? await runPost(w, contenders, target, redis)
         : w.kind === 'geto'
@@ -423,10 +485,11 @@ function emptySide (name: string): SideResult {
 
 async function runFetch (w: Workload, contenders: Contender[], target: Target, redis: Redis, redisPid: number): Promise<WorkloadResult> {
   const logBefore = contenders.map((c) => c.proc.warnings().count)
-  const urls = Array.from({ length: w.count }, (_, i) => target.url(w.size, w.latencyMs, i))
+  const urls = Array.from({ length: w.count }, (_, i) => target.url(w.size, w.latencyMs, i, w.hosts === undefined ? 1 : 2 + (i % w.hosts)))
   const body = bodyOf(w, urls)
   const warmUrls = urls.slice(0, Math.min(w.warmupCount, urls.length))
-  const agent = bareAgent(w.concurrency)
+  const bareConcurrency = w.bareConcurrency ?? w.concurrency
+  const agent = bareAgent(bareConcurrency)
   const bare = emptySide('bare')
   const curl = args['skip-curl'] === true ? null : emptySide('curl')
   const curlFile = curl === null ? '' : curlConfig(urls, w.id)
@@ -450,7 +513,7 @@ async function runFetch (w: Workload, contenders: Contender[], target: Target, r
       if (statsBefore !== null) await recordRedisStats(side, redis, statsBefore, slowBefore)
       side.peakRss.push(c.proc.rss.peak())
       const st = await target.stats()
-      side.maxInFlight.push(st.maxInFlight)
+      side.maxInFlight.push(w.hosts === undefined ? st.maxInFlight : st.maxPerHost)
       recordPhases(side, wall0, t.ms, st)
       side.firstFetch.push(st.firstAt - (wall0 + t.postMs))
       side.ms.push(t.ms)
@@ -472,7 +535,7 @@ async function runFetch (w: Workload, contenders: Contender[], target: Target, r
       await target.stats(true)
       meter.start()
       const wall0 = performance.timeOrigin + performance.now()
-      const b = await bareLoop(agent, urls, w.concurrency, w.keepContent)
+      const b = await bareLoop(agent, urls, bareConcurrency, w.keepContent)
       const cpu = meter.stop()
       bare.cpu.push({ ...cpu, self: cpu.bench ?? NaN })
       const st = await target.stats()
@@ -515,7 +578,7 @@ async function runFetch (w: Workload, contenders: Contender[], target: Target, r
       const warm = await c.proc.run(bodyOf(w, warmUrls))
       await dropJob(redis, c.proc.prefix, warm.doc.id)
     }
-    await bareLoop(agent, warmUrls, w.concurrency, w.keepContent)
+    await bareLoop(agent, warmUrls, bareConcurrency, w.keepContent)
     if (curl !== null) await curlLoop(warmCurlFile, w.concurrency)
 
     const roundRatios = new Map<string, number[]>()
@@ -543,6 +606,7 @@ async function runFetch (w: Workload, contenders: Contender[], target: Target, r
     finishSide(w, bare, bare, [], curl)
     if (curl !== null) finishSide(w, curl, bare, [], curl)
     for (const c of contenders) finishSide(w, sides.get(c.name) as SideResult, bare, roundRatios.get(c.name) ?? [], curl)
+    for (const c of contenders) setGoal(w, sides.get(c.name) as SideResult, bare, sides)
   } finally {
     await agent.close()
     for (const file of [curlFile, warmCurlFile]) if (file !== '') rmSync(file, { force: true })
@@ -597,7 +661,10 @@ async function runPost (w: Workload, contenders: Contender[], target: Target, re
     }
     if (round >= 0) log(`  post ${round + 1}/${w.runs}: ${parts.join(', ')}`)
   }
-  for (const side of sides) finishSide(w, side, null, [])
+  for (const side of sides) {
+    finishSide(w, side, null, [])
+    setGoal(w, side, side, new Map())
+  }
   return {
     id: w.id,
     title: w.title,
@@ -694,7 +761,12 @@ function finishSide (w: Workload, side: SideResult, bare: SideResult | null, rou
     floorRatio: median(side.ms) / floorMs(w),
     firstFetch: median(side.firstFetch)
   }
-  if (w.goal !== undefined && side.name !== 'bare' && side.name !== 'curl') side.goal = { text: w.goal.text, ...w.goal.check(side, bare ?? side) }
+}
+
+/** The workload's goal on a side (not bare, not a baseline run only to compare with). */
+function setGoal (w: Workload, side: SideResult, bare: SideResult, sides: ReadonlyMap<string, SideResult>): void {
+  if (w.goal === undefined || side.name === 'bare' || side.name === w.baseline?.name) return
+  side.goal = { text: w.goal.text, ...w.goal.check(side, bare, sides) }
 }
 
 function goalText (s: SideResult): string {

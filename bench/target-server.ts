@@ -1,6 +1,7 @@
 /**
  * The benchmark's target: a keep-alive node:http server on 127.0.0.1, port 0, run as a forked
- * child so that it shares no event loop with trawl or the bare loop.
+ * child so that it shares no event loop with trawl or the bare loop. With `--hosts=N` it also
+ * listens on 127.0.0.2 .. 127.0.0.(N+1), same port: N more hosts for the per-host workloads.
  *
  * Route: GET /page/<size>/<latency-ms>/<n> answers 200 with <size> bytes after <latency-ms> ms
  * (<n> only makes each URL distinct). Anything else is 404.
@@ -21,6 +22,9 @@ let requests = 0
 let connections = 0
 let inFlight = 0
 let maxInFlight = 0
+// Requests in flight by the local address they came to (the host), and the most on any one.
+const perHost = new Map<string, number>()
+let maxPerHost = 0
 /** Wall-clock ms (fractional) of the first request and of the last response finished since the last reset. */
 let firstAt = 0
 let lastAt = 0
@@ -49,12 +53,17 @@ const server = http.createServer((req, res) => {
   }
   inFlight++
   if (inFlight > maxInFlight) maxInFlight = inFlight
+  const host = req.socket.localAddress ?? ''
+  const onHost = (perHost.get(host) ?? 0) + 1
+  perHost.set(host, onHost)
+  if (onHost > maxPerHost) maxPerHost = onHost
   if (firstAt === 0) firstAt = wallNow()
   let counted = true
   const finish = (): void => {
     if (counted) {
       counted = false
       inFlight--
+      perHost.set(host, (perHost.get(host) ?? 1) - 1)
       lastAt = wallNow()
     }
   }
@@ -81,11 +90,12 @@ server.on('connection', () => { connections++ })
 
 process.on('message', (msg: { type?: string, reset?: boolean }) => {
   if (msg.type !== 'stats') return
-  process.send?.({ type: 'stats', requests, connections, maxInFlight, firstAt, lastAt })
+  process.send?.({ type: 'stats', requests, connections, maxInFlight, maxPerHost, firstAt, lastAt })
   if (msg.reset === true) {
     requests = 0
     connections = 0
     maxInFlight = inFlight
+    maxPerHost = Math.max(0, ...perHost.values())
     firstAt = 0
     lastAt = 0
   }
@@ -93,7 +103,19 @@ process.on('message', (msg: { type?: string, reset?: boolean }) => {
 // The parent is gone (exit, crash or SIGKILL): do not outlive it.
 process.on('disconnect', () => process.exit(0))
 
+const extraHosts = Number(/^--hosts=(\d+)$/.exec(process.argv[2] ?? '')?.[1] ?? 0)
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address() as AddressInfo
-  process.send?.({ type: 'listening', port })
+  // The same handler and counters on the other loopback addresses, same port.
+  const others = Array.from({ length: extraHosts }, (_, i) => new Promise<void>((resolve, reject) => {
+    const extra = http.createServer(server.listeners('request')[0] as http.RequestListener)
+    Object.assign(extra, { keepAliveTimeout: server.keepAliveTimeout, headersTimeout: server.headersTimeout, requestTimeout: 0, maxRequestsPerSocket: 0 })
+    extra.on('connection', () => { connections++ })
+    extra.once('error', reject)
+    extra.listen(port, `127.0.0.${i + 2}`, () => resolve())
+  }))
+  Promise.all(others).then(() => process.send?.({ type: 'listening', port }), (err: unknown) => {
+    process.stderr.write(`target: ${String(err)}\n`)
+    process.exit(1)
+  })
 })

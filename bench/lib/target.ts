@@ -8,6 +8,8 @@ export interface TargetStats {
   connections: number
   /** Most requests the server was answering at once since the last reset. */
   maxInFlight: number
+  /** Most requests in flight to one host (local address) at once. */
+  maxPerHost: number
   /** Wall-clock ms (performance.timeOrigin based) of the first request and the last response finished. */
   firstAt: number
   lastAt: number
@@ -16,8 +18,8 @@ export interface TargetStats {
 export interface Target {
   origin: string
   pid: number
-  /** A distinct URL of `size` bytes answered after `latencyMs`. */
-  url (size: number, latencyMs: number, n: number): string
+  /** A distinct URL of `size` bytes answered after `latencyMs`, on 127.0.0.1 or 127.0.0.`host`. */
+  url (size: number, latencyMs: number, n: number, host?: number): string
   /** Counters since the last reset; `reset` starts new ones. */
   stats (reset?: boolean): Promise<TargetStats>
   close (): Promise<void>
@@ -25,9 +27,9 @@ export interface Target {
 
 const SCRIPT = fileURLToPath(new URL('../target-server.ts', import.meta.url))
 
-/** Forks bench/target-server.ts and waits until it listens. */
-export async function startTarget (): Promise<Target> {
-  const child = track(fork(SCRIPT, [], {
+/** Forks bench/target-server.ts and waits until it listens (on `extraHosts` more loopback addresses). */
+export async function startTarget (extraHosts = 0): Promise<Target> {
+  const child = track(fork(SCRIPT, [`--hosts=${extraHosts}`], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   }))
@@ -46,13 +48,13 @@ export async function startTarget (): Promise<Target> {
   return {
     origin,
     pid: child.pid ?? -1,
-    url: (size, latencyMs, n) => `${origin}/page/${size}/${latencyMs}/${n}`,
+    url: (size, latencyMs, n, host = 1) => `http://127.0.0.${host}:${port}/page/${size}/${latencyMs}/${n}`,
     stats: async (reset = false) => {
       const answer = new Promise<TargetStats>((resolve) => {
         child.on('message', function onMessage (msg: { type?: string } & TargetStats) {
           if (msg.type !== 'stats') return
           child.off('message', onMessage)
-          resolve({ requests: msg.requests, connections: msg.connections, maxInFlight: msg.maxInFlight, firstAt: msg.firstAt, lastAt: msg.lastAt })
+          resolve({ requests: msg.requests, connections: msg.connections, maxInFlight: msg.maxInFlight, maxPerHost: msg.maxPerHost, firstAt: msg.firstAt, lastAt: msg.lastAt })
         })
       })
       child.send({ type: 'stats', reset })

@@ -129,7 +129,7 @@ export async function startTrawl (opts: TrawlOptions): Promise<TrawlProcess> {
     WORKER_CONCURRENCY: String(opts.workerConcurrency),
     JOB_TTL_SECONDS: '900',
     SHUTDOWN_GRACE_MS: '1000',
-    // Every workload is one host (the target): the per-host cap would be the figure measured.
+    // Every workload but the hosts ones targets one host (127.0.0.1): no per-host cap there.
     HOST_CONCURRENCY: '0',
     ...opts.env
   }

@@ -30,6 +30,12 @@ export interface FetchOptions {
   keepContent: boolean
   /** Extra attempts after a retryable failure (network fault, timeout, 408, 429, 5xx). */
   retries: number
+  /**
+   * Hand a 429 or 503 answer back at once instead of retrying it here: the result carries
+   * `pause`, and the caller pauses the host (src/hosts) and fetches the URL again later
+   * without spending a retry. @defaultValue false (429 and 503 are retried like 5xx)
+   */
+  hostPauses?: boolean
 }
 
 export interface PageResult {
@@ -49,6 +55,11 @@ export interface PageResult {
   attempts: number
   /** Milliseconds from the call to the result, backoff waits included. */
   durationMs: number
+  /**
+   * With `hostPauses`: the last answer was a 429 or 503, handed back unretried; its
+   * Retry-After in ms (uncapped) when it had a readable one.
+   */
+  pause?: { retryAfterMs?: number }
 }
 
 export interface FetchHooks {
@@ -62,6 +73,8 @@ interface AttemptResult extends Omit<PageResult, 'attempts' | 'durationMs'> {
   retryable: boolean
   /** Milliseconds the server asked to wait (Retry-After), if it did. */
   retryAfterMs?: number
+  /** A 429 or 503: an answer about the host rather than the URL. */
+  hostPause?: boolean
 }
 
 interface Progress {
@@ -100,13 +113,16 @@ export async function fetchPage (
   const sleep = hooks.sleep ?? defaultSleep
   const random = hooks.random ?? Math.random
   const done = (r: AttemptResult, attempts: number): PageResult => {
-    const { retryable: _r, retryAfterMs: _a, ...rest } = r
+    const { retryable: _r, retryAfterMs: _a, hostPause: _p, ...rest } = r
     return { ...rest, attempts, durationMs: Math.round(performance.now() - started) }
   }
   if (signal.aborted) return done(failure(fresh(), 'CANCELLED', 'cancelled before the download started'), 0)
 
   for (let attempts = 1; ; attempts++) {
     const result = await attemptOnce(dispatcher, url, opts, signal)
+    if (opts.hostPauses === true && result.hostPause === true) {
+      return { ...done(result, attempts), pause: result.retryAfterMs === undefined ? {} : { retryAfterMs: result.retryAfterMs } }
+    }
     if (result.ok || !result.retryable || attempts > opts.retries) return done(result, attempts)
     const waitMs = retryWaitMs(attempts, result.retryAfterMs, random)
     if (waitMs === null) return done(result, attempts)
@@ -187,6 +203,7 @@ async function statusFailure (res: Dispatcher.ResponseData, p: Progress, signal:
   const result = failure(p, 'HTTP_STATUS', `the server answered ${s}`, retryable)
   const retryAfterMs = retryable ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined
   if (retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs
+  if (s === 429 || s === 503) result.hostPause = true
   return result
 }
 

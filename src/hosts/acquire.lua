@@ -2,14 +2,14 @@
 acquire: takes a slot (a lease) on one host, if the host allows another fetch to start now.
 Time is Redis' own clock (TIME), so workers on machines with skewed clocks agree.
 
-KEYS: [1] slots  (zset lease id -> expiry ms)
-      [2] state  (hash pausedUntil, next, delayMs, limit, wanted)
-      [3] job    (zset of one job's leases on this host; untouched when ARGV[5] is 0)
-ARGV: [1] lease id
-      [2] limit: leases at once on the host (0: no cap)
-      [3] leaseMs: how long the lease lives without renewal
-      [4] delayMs: spacing between two starts on this host (0: none)
-      [5] job limit: leases at once for this job on this host (0: no job cap)
+KEYS[1] slots     zset lease id -> expiry ms
+KEYS[2] state     hash pausedUntil, next, delayMs, limit, wanted
+KEYS[3] job       zset of one job's leases on this host (untouched when jobLimit is 0)
+ARGV[1] lease     the lease id
+ARGV[2] limit     leases at once on the host (0: no cap)
+ARGV[3] leaseMs   how long the lease lives without renewal
+ARGV[4] delayMs   spacing between two starts on this host (0: none)
+ARGV[5] jobLimit  leases at once for this job on this host (0: no job cap)
 Reply: {code, untilMs, waitMs}
   code 0 granted (untilMs = the lease's expiry)
   code 1 full: the host has `limit` leases (untilMs = the soonest expiry among them)

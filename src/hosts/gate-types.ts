@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import type { HostOutcome, HostSlots, HostState, Lease, ReleaseReply } from './slots.js'
+import type { AcquireReply, HostOutcome, HostSlots, HostState, Lease, ReleaseReply } from './slots.js'
 
 // The public face of the per-process host gate (gate.ts), apart so that gate.ts stays short.
 
@@ -28,14 +28,34 @@ export interface HostGate {
    */
   enter(host: string, options: EnterOptions, signal?: AbortSignal): Promise<Lease>
   /**
+   * `enter` on several hosts at once: resolves with a lease from whichever grants one first
+   * (a lane whose job has URLs parked on several blocked hosts waits for any of them).
+   */
+  enterAny(wanted: ReadonlyArray<{ host: string, options: EnterOptions }>, signal?: AbortSignal): Promise<Lease>
+  /**
    * One attempt, never waiting. While this process already knows the host is blocked (a
    * refusal not yet followed by a release, a timer or a message) it answers without Redis.
    */
   tryEnter(host: string, options: EnterOptions): Promise<Entry>
-  /** Gives the lease back and records what the response said (see `hostOutcome`). */
+  /**
+   * Gives the lease back and records what the response said (see `hostOutcome`); this
+   * process's waiters on the host ask again at once.
+   */
   leave(lease: Lease, outcome?: HostOutcome): Promise<ReleaseReply>
+  /** Records what a response fetched without a lease said about its host (a pause, a strike). */
+  record(host: string, outcome: HostOutcome): Promise<ReleaseReply>
   /** Pauses a host for every worker, `ms` from now. */
   pause(host: string, ms: number): Promise<ReleaseReply>
+  /**
+   * Hosts this process knows a job cannot start on now (a refusal not yet followed by a
+   * wake) or that already have waiters of the job here: a lane leaves their parked URLs be.
+   */
+  blockedFor(jobId: string): string[]
+  /**
+   * True when this process has reason to send the host's fetches through the gate even with
+   * no cap or spacing: a pause it saw or was told of (until a grant), or waiters on it.
+   */
+  watching(host: string): boolean
   /** The host's state in Redis, with the number of this process's waiters on it. */
   state(host: string): Promise<HostState & { waiting: number }>
   /** Redis commands sent so far (scripts, renewals, subscriptions): a waiter adds none. */
@@ -58,3 +78,30 @@ export interface HostGateOptions {
   /** Longest wait for a full host without asking again, in ms. @defaultValue leaseMs */
   fallbackMs?: number
 }
+
+// The gate's own bookkeeping (gate.ts), not part of its public face.
+
+// One wait for a lease, on one or more hosts (enterAny): the first host to grant settles it.
+export interface Waiter {
+  resolve(lease: Lease): void
+  reject(err: unknown): void
+  settled: boolean
+  queues: Queue[]
+}
+export interface Ticket { w: Waiter, options: EnterOptions }
+
+// One per host and job (no job: every job without its own cap): the waiters of this process,
+// FIFO, and what Redis last refused.
+export interface Queue {
+  key: string
+  host: string
+  job: string
+  tickets: Ticket[]
+  blocked: { waitingFor: WaitingFor, untilMs: number } | null
+  timer?: NodeJS.Timeout
+  draining: boolean
+  // A wake came while a request was on its way: its refusal may be stale.
+  woken: boolean
+}
+
+export const reason = (r: AcquireReply): WaitingFor => (r.kind === 'paused' || r.kind === 'spaced' ? 'pause' : 'host')

@@ -1,30 +1,11 @@
 import { hostsChannel } from './keys.js'
-import type { Entry, EnterOptions, HostGate, HostGateOptions, WaitingFor } from './gate-types.js'
+import { reason, type Entry, type EnterOptions, type HostGate, type HostGateOptions, type Queue, type Ticket, type Waiter } from './gate-types.js'
 import type { AcquireReply, HostOutcome, Lease, ReleaseReply } from './slots.js'
 
 export type { Entry, EnterOptions, HostGate, HostGateOptions, WaitingFor } from './gate-types.js'
 
-interface Waiter {
-  options: EnterOptions
-  resolve(lease: Lease): void
-  reject(err: unknown): void
-  signal?: AbortSignal
-  onAbort?: () => void
-}
-
-// One per host and job: the waiters of this process, FIFO, and what Redis last refused.
-interface Queue {
-  key: string
-  host: string
-  waiters: Waiter[]
-  blocked: { waitingFor: WaitingFor, untilMs: number } | null
-  timer?: NodeJS.Timeout
-  draining: boolean
-  // A wake came while a request was on its way: its refusal may be stale.
-  woken: boolean
-}
-
-const reason = (r: AcquireReply): WaitingFor => (r.kind === 'paused' || r.kind === 'spaced' ? 'pause' : 'host')
+// Hosts named by a pause (or a wake) that this process should send through the gate.
+const ATTENTION_MAX = 10_000
 
 export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
   const { slots, subscriber, leaseMs } = o
@@ -33,12 +14,20 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
   const queues = new Map<string, Queue>()
   const byHost = new Map<string, Set<Queue>>()
   const held = new Map<string, Lease>()
+  const attention = new Set<string>()
   let commands = 0
   let lost = 0
   let closed = false
 
+  const notice = (host: string) => {
+    if (attention.size >= ATTENTION_MAX) attention.delete(attention.values().next().value as string)
+    attention.add(host)
+  }
+  const wakeHost = (host: string) => { for (const q of byHost.get(host) ?? []) wake(q) }
   const onMessage = (ch: string, host: string) => {
-    if (ch === channel) for (const q of byHost.get(host) ?? []) wake(q)
+    if (ch !== channel) return
+    notice(host)
+    wakeHost(host)
   }
   // Messages sent while the connection was away are lost: everyone asks again once it is back.
   const onReady = () => {
@@ -59,11 +48,11 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
   }, Math.max(100, Math.floor(leaseMs / 2)))
   renewer.unref()
 
-  function queueFor (host: string, job: string | undefined): Queue {
-    const key = `${host}\n${job ?? ''}`
+  function queueFor (host: string, job = ''): Queue {
+    const key = `${host}\n${job}`
     let q = queues.get(key)
     if (q) return q
-    q = { key, host, waiters: [], blocked: null, draining: false, woken: false }
+    q = { key, host, job, tickets: [], blocked: null, draining: false, woken: false }
     queues.set(key, q)
     let set = byHost.get(host)
     if (!set) byHost.set(host, (set = new Set()))
@@ -72,7 +61,7 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
   }
 
   function tidy (q: Queue) {
-    if (q.waiters.length > 0 || q.blocked !== null || q.draining) return
+    if (q.tickets.length > 0 || q.blocked !== null || q.draining) return
     queues.delete(q.key)
     const set = byHost.get(q.host)
     set?.delete(q)
@@ -83,7 +72,7 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
     clearTimeout(q.timer)
     q.blocked = null
     q.woken = true
-    if (q.waiters.length > 0) drain(q).catch(() => {})
+    if (q.tickets.length > 0) drain(q).catch(() => {})
     else tidy(q)
   }
 
@@ -100,7 +89,12 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
   async function acquire (host: string, options: EnterOptions): Promise<AcquireReply> {
     commands++
     const reply = await slots.acquire(host, { ...options, leaseMs })
-    if (reply.kind === 'granted') held.set(reply.lease.id, reply.lease)
+    if (reply.kind === 'granted') {
+      held.set(reply.lease.id, reply.lease)
+      attention.delete(host)
+    } else if (reply.kind === 'paused') {
+      notice(host)
+    }
     return reply
   }
 
@@ -108,62 +102,66 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
     if (q.draining) return
     q.draining = true
     try {
-      while (q.waiters.length > 0) {
+      while (q.tickets.length > 0) {
         if (closed) break
         q.woken = false
-        const head = q.waiters[0] as Waiter
+        const head = q.tickets[0] as Ticket
         const reply = await acquire(q.host, head.options)
         if (reply.kind === 'granted') {
-          hand(q, head, reply.lease)
+          hand(q, reply.lease)
         } else if (!q.woken) {
           block(q, reply)
           break
         }
       }
     } catch (err) {
-      for (const w of q.waiters.splice(0)) w.reject(err)
+      for (const { w } of q.tickets.splice(0)) settle(w, null, err)
     } finally {
       q.draining = false
       tidy(q)
     }
   }
 
-  // The head waiter takes the lease; one that gave up meanwhile passes it on.
-  function hand (q: Queue, head: Waiter, lease: Lease) {
-    const i = q.waiters.indexOf(head)
-    if (i >= 0) {
-      q.waiters.splice(i, 1)
-      if (head.onAbort) head.signal?.removeEventListener('abort', head.onAbort)
-      head.resolve(lease)
-    } else {
-      leave(lease).catch(() => {})
-    }
+  // The first waiter still waiting takes the lease (one served elsewhere meanwhile has left).
+  function hand (q: Queue, lease: Lease) {
+    const ticket = q.tickets.find((t) => !t.w.settled)
+    if (ticket) settle(ticket.w, lease)
+    else leave(lease).catch(() => {})
   }
 
-  function enter (host: string, options: EnterOptions, signal?: AbortSignal): Promise<Lease> {
+  function settle (w: Waiter, lease: Lease | null, err?: unknown) {
+    if (w.settled) return
+    w.settled = true
+    for (const q of w.queues) {
+      q.tickets = q.tickets.filter((t) => t.w !== w)
+      tidy(q)
+    }
+    if (lease) w.resolve(lease)
+    else w.reject(err)
+  }
+
+  function enterAny (wanted: ReadonlyArray<{ host: string, options: EnterOptions }>, signal?: AbortSignal): Promise<Lease> {
     return new Promise<Lease>((resolve, reject) => {
       if (closed) return reject(new Error('host gate closed'))
       if (signal?.aborted) return reject(signal.reason)
-      const q = queueFor(host, options.job?.id)
-      const w: Waiter = { options, resolve, reject, signal }
-      if (signal) {
-        w.onAbort = () => {
-          const i = q.waiters.indexOf(w)
-          if (i >= 0) q.waiters.splice(i, 1)
-          tidy(q)
-          reject(signal.reason)
-        }
-        signal.addEventListener('abort', w.onAbort, { once: true })
+      const w: Waiter = { resolve, reject, settled: false, queues: [] }
+      const onAbort = () => settle(w, null, signal?.reason)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      w.resolve = (lease) => { signal?.removeEventListener('abort', onAbort); resolve(lease) }
+      w.reject = (err) => { signal?.removeEventListener('abort', onAbort); reject(err) }
+      for (const { host, options } of wanted) {
+        const q = queueFor(host, options.job?.id)
+        w.queues.push(q)
+        q.tickets.push({ w, options })
       }
-      q.waiters.push(w)
-      if (q.blocked === null) drain(q).catch(() => {})
+      for (const q of w.queues) if (q.blocked === null) drain(q).catch(() => {})
     })
   }
 
   async function tryEnter (host: string, options: EnterOptions): Promise<Entry> {
     if (closed) throw new Error('host gate closed')
     const known = queues.get(`${host}\n${options.job?.id ?? ''}`)
-    if (known && (known.blocked !== null || known.waiters.length > 0)) {
+    if (known && (known.blocked !== null || known.tickets.length > 0)) {
       return { lease: null, ...(known.blocked ?? { waitingFor: 'host', untilMs: 0 }) }
     }
     const reply = await acquire(host, options)
@@ -173,17 +171,29 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
     return { lease: null, waitingFor: reason(reply), untilMs: reply.untilMs }
   }
 
-  function leave (lease: Lease, outcome?: HostOutcome): Promise<ReleaseReply> {
+  async function leave (lease: Lease, outcome?: HostOutcome): Promise<ReleaseReply> {
     held.delete(lease.id)
     commands++
-    return slots.release(lease, outcome)
+    const reply = await slots.release(lease, outcome)
+    if (reply.pausedUntil > 0) notice(lease.host)
+    // A slot of ours came free: this process's waiters need no message to learn it.
+    if (reply.released) wakeHost(lease.host)
+    return reply
+  }
+
+  function blockedFor (jobId: string): string[] {
+    const hosts = new Set<string>()
+    for (const q of queues.values()) {
+      if ((q.job === '' || q.job === jobId) && (q.blocked !== null || q.tickets.length > 0)) hosts.add(q.host)
+    }
+    return [...hosts]
   }
 
   async function state (host: string) {
     commands++
     const s = await slots.state(host)
     let waiting = 0
-    for (const q of byHost.get(host) ?? []) waiting += q.waiters.length
+    for (const q of byHost.get(host) ?? []) waiting += q.tickets.length
     return { ...s, waiting }
   }
 
@@ -193,9 +203,10 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
     clearInterval(renewer)
     subscriber.off('message', onMessage)
     subscriber.off('ready', onReady)
-    for (const q of queues.values()) {
+    const err = new Error('host gate closed')
+    for (const q of [...queues.values()]) {
       clearTimeout(q.timer)
-      for (const w of q.waiters.splice(0)) w.reject(new Error('host gate closed'))
+      for (const { w } of [...q.tickets]) settle(w, null, err)
     }
     queues.clear()
     byHost.clear()
@@ -203,10 +214,19 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
   }
 
   return {
-    enter,
+    enter: (host, options, signal) => enterAny([{ host, options }], signal),
+    enterAny,
     tryEnter,
     leave,
-    pause: (host, ms) => { commands++; return slots.pause(host, ms) },
+    record: (host, outcome) => leave({ host, id: '' }, outcome),
+    pause: async (host, ms) => {
+      commands++
+      const reply = await slots.pause(host, ms)
+      if (reply.pausedUntil > 0) notice(host)
+      return reply
+    },
+    blockedFor,
+    watching: (host) => attention.has(host) || byHost.has(host),
     state,
     close,
     get commands () { return commands },

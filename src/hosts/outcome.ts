@@ -4,6 +4,12 @@ import type { HostOutcome } from './slots.js'
 export const MAX_PAUSE_MS = 5 * 60_000
 
 /**
+ * The longest a URL waits for pauses of its host, from its first 429/503 answer: a pause
+ * answer after that ends it `failed` with `TIMEOUT` (three pauses of the longest kind).
+ */
+export const PAUSED_URL_MAX_MS = 15 * 60_000
+
+/**
  * `Retry-After` as milliseconds from `now`: delay-seconds or an HTTP date, capped at
  * `MAX_PAUSE_MS`. Undefined when the header is absent or unreadable; a date in the past is 0.
  */
@@ -31,9 +37,13 @@ export function parseRetryAfter (value: string | string[] | undefined, now = Dat
  * - no answer (network error, timeout): nothing learnt.
  */
 export function hostOutcome (status: number, retryAfter: string | string[] | undefined, now = Date.now()): HostOutcome {
+  return outcomeOf(status, parseRetryAfter(retryAfter, now))
+}
+
+/** `hostOutcome` with Retry-After already read as ms (capped here at `MAX_PAUSE_MS`). */
+export function outcomeOf (status: number, retryAfterMs: number | undefined): HostOutcome {
   if (status === 429 || status === 503) {
-    const ms = parseRetryAfter(retryAfter, now)
-    return ms !== undefined && ms > 0 ? { kind: 'pause', ms } : { kind: 'strike' }
+    return retryAfterMs !== undefined && retryAfterMs > 0 ? { kind: 'pause', ms: Math.min(retryAfterMs, MAX_PAUSE_MS) } : { kind: 'strike' }
   }
   if (status === 0) return { kind: 'none' }
   return { kind: 'ok' }

@@ -2,19 +2,26 @@
 release: gives a lease back and records what the fetch taught about the host, in one call.
 Also used without a lease to pause a host (a 429 seen outside a lease, an operator).
 
-KEYS: [1] slots, [2] state, [3] job (the lease's job zset, or any key of the host), [4] strikes
-ARGV: [1] lease id ('' for none)
-      [2] outcome: 'none' (nothing learnt), 'ok' (a success: strikes reset), 'pause' (pause
-          for ARGV[3] ms), 'strike' (one more 429/503 without Retry-After: pause for
-          min(ARGV[4] * 2^(strikes-1), ARGV[5]) ms; while the host is paused a strike
-          counts for nothing: the other fetches of the same burst answer 429 too)
-      [3] pause ms, [4] strike base ms, [5] strike max ms, [6] strike memory ms (the counter
-          forgets after this long without a new strike)
-      [7] channel, [8] host name (the message)
+KEYS[1] slots     zset lease id -> expiry ms
+KEYS[2] state     hash of the host
+KEYS[3] job       the lease's job zset, or any key of the host
+KEYS[4] strikes   string: the strike counter
+ARGV[1] lease     lease id ('' for none)
+ARGV[2] outcome   'none' (nothing learnt), 'ok' (a success: strikes reset), 'pause' (pause
+                  for pauseMs), 'strike' (one more 429/503 without Retry-After: pause for
+                  min(baseMs * 2^(strikes-1), maxMs); while the host is paused a strike
+                  counts for nothing: the other fetches of the same burst answer 429 too)
+ARGV[3] pauseMs   the pause asked for
+ARGV[4] baseMs    first strike pause
+ARGV[5] maxMs     longest strike pause
+ARGV[6] memoryMs  the counter forgets after this long without a new strike
+ARGV[7] channel   where the host's name is published
+ARGV[8] host      the host name (the message)
 Reply: {released (1|0), pausedUntil (ms, 0 when not paused by this call), strikes (0 when
         this call added none)}
-When a lease was released or the host paused, and someone waits (`wanted`), the host's name
-is published on the channel; the waiters ask again (and learn of the pause).
+When a lease was released and someone waits (`wanted`), or the call paused the host, the
+host's name is published on the channel: waiters ask again (and learn of the pause), and
+every worker learns to send that host's URLs through the gate even with no cap.
 ]]
 local slots, state, job, strikes = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local lease, outcome = ARGV[1], ARGV[2]
@@ -50,7 +57,10 @@ if pauseMs > 0 then
   keep(state, pausedUntil - now)
 end
 
-if (released == 1 or pausedUntil > 0) and redis.call('HDEL', state, 'wanted') == 1 then
+if pausedUntil > 0 then
+  redis.call('HDEL', state, 'wanted')
+  redis.call('PUBLISH', ARGV[7], ARGV[8])
+elseif released == 1 and redis.call('HDEL', state, 'wanted') == 1 then
   redis.call('PUBLISH', ARGV[7], ARGV[8])
 end
 return {released, pausedUntil, count}

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import type { Redis, Result } from 'ioredis'
+import type { Redis } from 'ioredis'
+import { runScript } from '../redis/scripts.js'
 import { hostKeys, hostsChannel } from './keys.js'
 
 /**
@@ -91,26 +91,10 @@ export interface HostSlotsOptions {
   strikeMemoryMs?: number
 }
 
-type Reply3 = [number, number, number]
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    trawlHostAcquire(slots: string, state: string, job: string, lease: string, limit: number, leaseMs: number, delayMs: number, jobLimit: number): Result<Reply3, Context>
-    trawlHostRelease(slots: string, state: string, job: string, strikes: string, lease: string, outcome: string,
-      pauseMs: number, baseMs: number, maxMs: number, memoryMs: number, channel: string, host: string): Result<Reply3, Context>
-    trawlHostRenew(slots: string, job: string, leaseMs: number, ...ids: string[]): Result<number, Context>
-    trawlHostState(slots: string, state: string, strikes: string): Result<number[], Context>
-  }
-}
-
-const lua = (name: string) => readFileSync(new URL(`./${name}.lua`, import.meta.url), 'utf8')
-const scripts = { trawlHostAcquire: [3, 'acquire'], trawlHostRelease: [4, 'release'], trawlHostRenew: [2, 'renew'], trawlHostState: [3, 'state'] } as const
 const REFUSALS = ['granted', 'full', 'paused', 'spaced', 'job-full'] as const
 
-/** Defines the scripts on `redis` (once per connection) and returns the slots over it. */
+/** The slots over `redis`; the scripts come from the one loader (src/redis/scripts.ts). */
 export function createHostSlots (redis: Redis, options: HostSlotsOptions): HostSlots {
-  for (const [command, [numberOfKeys, file]] of Object.entries(scripts)) {
-    if (!(command in redis)) redis.defineCommand(command, { numberOfKeys, lua: lua(file) })
-  }
   const { prefix, strikeBaseMs = 1000, strikeMaxMs = 60_000, strikeMemoryMs = 600_000 } = options
   const channel = hostsChannel(prefix)
   // Lease ids: this process's tag and a counter; unique without a round trip.
@@ -120,8 +104,9 @@ export function createHostSlots (redis: Redis, options: HostSlotsOptions): HostS
   async function acquire (host: string, o: AcquireOptions): Promise<AcquireReply> {
     const keys = hostKeys(prefix, host)
     const id = `${tag}.${(counter++).toString(36)}`
-    const [code, untilMs, waitMs] = await redis.trawlHostAcquire(keys.slots, keys.state, o.job ? keys.job(o.job.id) : keys.slots,
-      id, o.limit, o.leaseMs, o.delayMs, o.job?.limit ?? 0)
+    const [code, untilMs, waitMs] = await runScript(redis, 'trawlHostAcquire',
+      { slots: keys.slots, state: keys.state, job: o.job ? keys.job(o.job.id) : keys.slots },
+      { lease: id, limit: o.limit, leaseMs: o.leaseMs, delayMs: o.delayMs, jobLimit: o.job?.limit ?? 0 })
     const kind = REFUSALS[code] ?? 'full'
     if (kind !== 'granted') return { kind, untilMs, waitMs }
     return { kind, lease: o.job ? { host, id, jobId: o.job.id } : { host, id }, untilMs, waitMs }
@@ -129,9 +114,18 @@ export function createHostSlots (redis: Redis, options: HostSlotsOptions): HostS
 
   async function call (host: string, id: string, jobId: string | undefined, outcome: HostOutcome): Promise<ReleaseReply> {
     const keys = hostKeys(prefix, host)
-    const [released, pausedUntil, strikes] = await redis.trawlHostRelease(keys.slots, keys.state,
-      jobId === undefined ? keys.slots : keys.job(jobId), keys.strikes, id, outcome.kind,
-      outcome.kind === 'pause' ? Math.max(0, Math.round(outcome.ms)) : 0, strikeBaseMs, strikeMaxMs, strikeMemoryMs, channel, host)
+    const [released, pausedUntil, strikes] = await runScript(redis, 'trawlHostRelease',
+      { slots: keys.slots, state: keys.state, job: jobId === undefined ? keys.slots : keys.job(jobId), strikes: keys.strikes },
+      {
+        lease: id,
+        outcome: outcome.kind,
+        pauseMs: outcome.kind === 'pause' ? Math.max(0, Math.round(outcome.ms)) : 0,
+        baseMs: strikeBaseMs,
+        maxMs: strikeMaxMs,
+        memoryMs: strikeMemoryMs,
+        channel,
+        host
+      })
     return { released: released === 1, pausedUntil, strikes }
   }
 
@@ -147,14 +141,15 @@ export function createHostSlots (redis: Redis, options: HostSlotsOptions): HostS
     const counts = await Promise.all([...groups.values()].map((group) => {
       const first = group[0] as Lease
       const keys = hostKeys(prefix, first.host)
-      return redis.trawlHostRenew(keys.slots, first.jobId === undefined ? keys.slots : keys.job(first.jobId), leaseMs, ...group.map((l) => l.id))
+      return runScript(redis, 'trawlHostRenew', { slots: keys.slots, job: first.jobId === undefined ? keys.slots : keys.job(first.jobId) },
+        { leaseMs, ids: group.map((l) => l.id).join(' ') })
     }))
     return counts.reduce((a: number, b: number) => a + b, 0)
   }
 
   async function state (host: string): Promise<HostState> {
     const keys = hostKeys(prefix, host)
-    const [inFlight = 0, pausedUntil = 0, delayMs = 0, nextStartAt = 0, strikes = 0, now = 0] = await redis.trawlHostState(keys.slots, keys.state, keys.strikes)
+    const [inFlight = 0, pausedUntil = 0, delayMs = 0, nextStartAt = 0, strikes = 0, now = 0] = await runScript(redis, 'trawlHostState', { slots: keys.slots, state: keys.state, strikes: keys.strikes }, {})
     return { inFlight, pausedUntil, delayMs, nextStartAt, strikes, now }
   }
 

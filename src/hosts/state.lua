@@ -1,8 +1,10 @@
 --[[
 state: what a host looks like now, for visibility (read only).
 
-KEYS: [1] slots, [2] state, [3] strikes
-ARGV: none
+KEYS[1] slots     zset lease id -> expiry ms
+KEYS[2] state     hash of the host
+KEYS[3] strikes   string: the strike counter
+(no ARGV)
 Reply: {inFlight (live leases), pausedUntil (ms, 0: not paused), delayMs, next start (ms, 0:
         now), strikes, now (Redis' clock, ms)}
 ]]

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { encodeCursor, LIST_LIMIT, type JobListPage, type ListQuery } from './listing.js'
-import { jobSummarySchema, type JobDocument, type JobSummary, type ResultItem, type StoredResult } from './schemas.js'
+import { jobSummarySchema, type JobDocument, type JobSummary, type ResultItem, type StoredResult, type WaitingFor } from './schemas.js'
 import { unfinishedResult, type JobRecord, type JobStore, type ReadOptions, type StoredMeta } from './store.js'
 
 /**
@@ -57,7 +57,7 @@ export function jobDocument (record: JobRecord, now: number): JobDocument {
   const { meta, page } = record
   const doc: JobDocument = summarize(meta, now)
   if (page === null) return doc
-  doc.results = page.urls.map((url, i) => resultItem(meta, page.offset + i, url, page.results[i] ?? null, page.held))
+  doc.results = page.urls.map((url, i) => resultItem(meta, page.offset + i, url, page.results[i] ?? null, page.held, page.waiting))
   const nextOffset = page.offset + page.limit
   doc.page = {
     offset: page.offset,
@@ -97,7 +97,8 @@ export function summarize (meta: StoredMeta, now: number): JobSummary {
 }
 
 /** One URL of a page: its stored result, or what the job's state says about it. */
-export function resultItem (meta: StoredMeta, index: number, url: string, stored: StoredResult | null, held: ReadonlySet<number>): ResultItem {
+export function resultItem (meta: StoredMeta, index: number, url: string, stored: StoredResult | null, held: ReadonlySet<number>,
+  waiting: ReadonlyMap<number, WaitingFor> = new Map()): ResultItem {
   if (stored !== null) return itemFromStored(meta.id, index, url, stored)
   // URLs without a stored result take their state from the job: a cancelled or failed job ended
   // them all at once (finish.lua) without writing one record per URL.
@@ -105,7 +106,9 @@ export function resultItem (meta: StoredMeta, index: number, url: string, stored
     return itemFromStored(meta.id, index, url, unfinishedResult(meta.state, meta.error))
   }
   const base = { index, url, status: null, finalUrl: null, contentType: null, bytes: 0, durationMs: null, attempts: 0, error: null, contentUrl: null }
-  return { ...base, state: held.has(index) ? 'running' : 'pending' }
+  // A claimed parked URL keeps its parked record until its result: held says it runs now.
+  if (held.has(index)) return { ...base, state: 'running', waitingFor: null }
+  return { ...base, state: 'pending', waitingFor: waiting.get(index) ?? null }
 }
 
 /** A result as the API shows it, from the record a worker (or finish.lua) stored. */
@@ -121,7 +124,8 @@ export function itemFromStored (jobId: string, index: number, url: string, r: St
     durationMs: r.durationMs,
     attempts: r.attempts,
     error: r.error,
-    contentUrl: r.hasContent ? contentUrl(jobId, index) : null
+    contentUrl: r.hasContent ? contentUrl(jobId, index) : null,
+    waitingFor: null
   }
 }
 

@@ -12,6 +12,8 @@
     KEYS[5] held      hash: lane -> index the lane is fetching
     KEYS[6] events    stream: the job's history
     KEYS[7] pending   string: the owner's count of pending URLs
+    KEYS[8] parked    hash: index -> parked-URL JSON
+    KEYS[9] parkq     zset: the parked indexes by host
 
     ARGV[1] state     cancelled | failed
     ARGV[2] error     error JSON ('' for none)
@@ -51,7 +53,7 @@ if ARGV[1] == 'cancelled' then
 else
   redis.call('HSET', meta, 'failed', total - s)
 end
-redis.call('DEL', held)
+redis.call('DEL', held, KEYS[8], KEYS[9])
 stateEvent()
 touch(ttl)
 redis.call('PUBLISH', ARGV[5], redis.call('HGET', meta, 'id'))

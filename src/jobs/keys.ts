@@ -13,6 +13,10 @@ export interface JobKeys {
   content: string
   /** hash: lane -> index the lane is fetching; survives the lane's worker dying */
   held: string
+  /** hash: index -> parked-URL JSON, for URLs waiting for their host (full or paused) */
+  parked: string
+  /** zset: `<host> <index>` of the parked URLs, for claims by host (lanes/step.lua) */
+  parkq: string
   /** stream: the job's history (state and result events), read by SSE clients and callbacks */
   events: string
   /** string: the callback body, fixed at the first delivery so every retry sends the same bytes */
@@ -27,6 +31,8 @@ export function jobKeys (prefix: string, id: string): JobKeys {
     results: `${base}:results`,
     content: `${base}:content`,
     held: `${base}:held`,
+    parked: `${base}:parked`,
+    parkq: `${base}:parkq`,
     events: `${base}:events`,
     callbackBody: `${base}:callback`
   }
@@ -34,7 +40,7 @@ export function jobKeys (prefix: string, id: string): JobKeys {
 
 /** Every key of one job, e.g. to delete them. */
 export function keyList (keys: JobKeys): string[] {
-  return [keys.meta, keys.urls, keys.results, keys.content, keys.held, keys.events, keys.callbackBody]
+  return [keys.meta, keys.urls, keys.results, keys.content, keys.held, keys.parked, keys.parkq, keys.events, keys.callbackBody]
 }
 
 /** string: how many URLs the tenant has accepted and not yet finished, across its jobs */

@@ -3,7 +3,8 @@
   this file to each of them.
 
   They assume the job's KEYS in this order: KEYS[1] meta, KEYS[2] urls, KEYS[3] results,
-  KEYS[4] content, KEYS[5] held, KEYS[6] events.
+  KEYS[4] content, KEYS[5] held, KEYS[6] events, (KEYS[7] pending, not the job's,)
+  KEYS[8] parked, KEYS[9] parkq.
 
   Event entries: `e state m <meta as a JSON array of field, value>` and
   `e result i <index> u <url> r <result JSON>`.
@@ -11,7 +12,7 @@
 
 -- Moves the TTL of every key of the job to `ttl` ms from now.
 local function touch(ttl)
-  for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  for _, i in ipairs({1, 2, 3, 4, 5, 6, 8, 9}) do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 
 -- Appends the job's whole meta hash to its history.

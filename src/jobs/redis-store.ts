@@ -4,8 +4,11 @@ import { loadScripts, queueScript, runScript, type ScriptArgs, type ScriptKeys, 
 import { OPEN_TENANT } from '../tenants/auth.js'
 import { finishedChannel, jobKeys, keyList, tenantPendingKey, type JobKeys } from './keys.js'
 import { indexJob, listJobs, type ListingDeps } from './listing.js'
-import { jobOptionsSchema, storedResultSchema, type JobOptions, type JobState } from './schemas.js'
-import { storedMetaSchema, unfinishedResult, type FinishedUrl, type JobRecord, type JobStore, type NewJob, type ReadOptions, type StepReply } from './store.js'
+import { jobOptionsSchema, parkedUrlSchema, storedResultSchema, type JobOptions, type JobState, type ParkedUrl } from './schemas.js'
+import {
+  storedMetaSchema, unfinishedResult,
+  type ClaimHints, type JobRecord, type JobStore, type LaneReport, type NewJob, type ReadOptions, type StepReply
+} from './store.js'
 
 export interface JobStoreOptions {
   /** REDIS_PREFIX: the first part of every key. */
@@ -100,7 +103,7 @@ async function readRecord (ctx: Ctx, id: string, ro: ReadOptions, tenant?: strin
   const indexes: number[] = []
   if (ro.withResults) {
     for (let n = 0; n < ro.limit; n++) indexes.push(ro.offset + n)
-    tx.lrange(k.urls, ro.offset, ro.offset + ro.limit - 1).hmget(k.results, ...indexes.map(String)).hvals(k.held)
+    tx.lrange(k.urls, ro.offset, ro.offset + ro.limit - 1).hmget(k.results, ...indexes.map(String)).hvals(k.held).hmget(k.parked, ...indexes.map(String))
   }
   const replies = await tx.exec()
   if (replies === null) throw new Error('transaction aborted')
@@ -117,7 +120,11 @@ async function readRecord (ctx: Ctx, id: string, ro: ReadOptions, tenant?: strin
     return raw === null ? null : storedResultSchema.parse(JSON.parse(raw))
   })
   const held = new Set((replies[3]?.[1] as string[]).map(Number))
-  return { meta, page: { offset: ro.offset, limit: ro.limit, urls, results, held } }
+  const waiting = new Map<number, ParkedUrl['waitingFor']>()
+  ;(replies[4]?.[1] as Array<string | null>).forEach((raw, i) => {
+    if (raw !== null && i < urls.length) waiting.set(ro.offset + i, parkedUrlSchema.parse(JSON.parse(raw)).waitingFor)
+  })
+  return { meta, page: { offset: ro.offset, limit: ro.limit, urls, results, held, waiting } }
 }
 
 async function finish (ctx: Ctx, id: string, state: 'cancelled' | 'failed', error: { code: string, message: string } | null, tenant?: string, now = Date.now()): Promise<JobState | 'missing'> {
@@ -134,13 +141,16 @@ async function finish (ctx: Ctx, id: string, state: 'cancelled' | 'failed', erro
   return before as JobState | 'missing'
 }
 
-async function step (ctx: Ctx, id: string, tenant: string, lane: number, finished: FinishedUrl | null, claim: boolean, now = Date.now()): Promise<StepReply> {
+async function step (ctx: Ctx, id: string, tenant: string, lane: number, report: LaneReport | null, claim: boolean | ClaimHints, now = Date.now()): Promise<StepReply> {
+  const finished = report !== null && 'result' in report ? report : null
+  const parked = report !== null && 'park' in report ? report.park : null
+  const hints = typeof claim === 'object' ? claim : {}
   const keep = finished?.body != null
   const reply = await ctx.batchedStep({
     keys: ctx.scriptKeys(id, tenant),
     args: {
       lane,
-      index: finished?.index ?? -1,
+      index: report?.index ?? -1,
       result: finished ? JSON.stringify(finished.result) : '',
       outcome: finished?.result.state === 'succeeded' ? 'succeeded' : 'failed',
       bytes: finished?.result.bytes ?? 0,
@@ -148,13 +158,21 @@ async function step (ctx: Ctx, id: string, tenant: string, lane: number, finishe
       now,
       ttl: ctx.ttlMs,
       channel: ctx.channel,
-      claim: claim ? '1' : '0',
-      keep: keep ? '1' : '0'
+      claim: claim === false ? '0' : '1',
+      keep: keep ? '1' : '0',
+      park: parked ? JSON.stringify(parked) : '',
+      host: parked?.host ?? '',
+      skip: hints.skip?.join(' ') ?? '',
+      want: hints.want ?? ''
     }
   })
   const code = Number(reply[0])
-  if (code === 1) return { kind: 'fetch', index: Number(reply[1]), url: String(reply[2]) }
+  if (code === 1) {
+    const info = reply[3]
+    return { kind: 'fetch', index: Number(reply[1]), url: String(reply[2]), parked: info === undefined ? null : parkedUrlSchema.parse(JSON.parse(String(info))) }
+  }
   if (code === 0) return { kind: 'idle' }
+  if (code === 3) return { kind: 'blocked', hosts: reply.slice(1).map(String) }
   return code === 2 ? { kind: 'over', completed: true } : { kind: 'over' }
 }
 

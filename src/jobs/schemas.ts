@@ -65,7 +65,8 @@ export const DEFAULT_OPTIONS = {
   maxBytes: 10_485_760,
   maxRedirects: 5,
   headers: {} as Record<string, string>,
-  keepContent: true
+  keepContent: true,
+  robots: 'ignore' as 'obey' | 'ignore'
 }
 
 export const jobOptionsSchema = z.strictObject({
@@ -75,7 +76,11 @@ export const jobOptionsSchema = z.strictObject({
   maxBytes: z.number().int().min(1).max(1_073_741_824).default(DEFAULT_OPTIONS.maxBytes),
   maxRedirects: z.number().int().min(0).max(20).default(DEFAULT_OPTIONS.maxRedirects),
   headers: headersSchema.default({}),
-  keepContent: z.boolean().default(DEFAULT_OPTIONS.keepContent)
+  keepContent: z.boolean().default(DEFAULT_OPTIONS.keepContent),
+  /** Fetches in flight per host for this job, below HOST_CONCURRENCY (contract: Politeness). */
+  hostConcurrency: z.number().int().min(1).max(1000).optional(),
+  /** `obey`: check each host's robots.txt first; `ignore` (the default): do not fetch it. */
+  robots: z.enum(['obey', 'ignore']).default(DEFAULT_OPTIONS.robots)
 })
 export type JobOptions = z.infer<typeof jobOptionsSchema>
 
@@ -87,7 +92,9 @@ export const jobOptionsDocSchema = z.object({
   maxBytes: z.number().int(),
   maxRedirects: z.number().int(),
   headers: z.record(z.string(), z.string()),
-  keepContent: z.boolean()
+  keepContent: z.boolean(),
+  hostConcurrency: z.number().int().optional(),
+  robots: z.enum(['obey', 'ignore'])
 })
 
 /** The body of `POST /jobs`. `maxUrls` comes from MAX_URLS_PER_JOB. */
@@ -124,12 +131,34 @@ export const storedResultSchema = z.object({
 })
 export type StoredResult = z.infer<typeof storedResultSchema>
 
+/** Why a pending URL waits: its host is full (`host`) or paused (`pause`, Retry-After or spacing). */
+export const WAITING_FOR = ['host', 'pause'] as const
+export type WaitingFor = typeof WAITING_FOR[number]
+
+/**
+ * A URL parked by its lane while its host cannot take it (job:{id}:parked, index -> JSON),
+ * written by the lane and read back by the next lane that claims it and by the job document.
+ */
+export const parkedUrlSchema = z.object({
+  waitingFor: z.enum(WAITING_FOR),
+  host: z.string(),
+  /** Real fetches made so far, the 429/503 answers that paused the host included. */
+  attempts: z.number().int().min(0),
+  /** Of those, the ones that spent the retry budget (every one but the pause answers). */
+  spent: z.number().int().min(0),
+  /** When the URL first met a pause answer (ms since the epoch); null if never. */
+  pausedAt: z.number().nullable()
+})
+export type ParkedUrl = z.infer<typeof parkedUrlSchema>
+
 export const resultItemSchema = z.object({
   index: z.number().int().min(0),
   url: z.string(),
   state: z.enum(RESULT_STATES),
   ...resultFields,
-  contentUrl: z.string().nullable()
+  contentUrl: z.string().nullable(),
+  /** While `pending`: what the URL waits for; null otherwise. */
+  waitingFor: z.enum(WAITING_FOR).nullable()
 })
 export type ResultItem = z.infer<typeof resultItemSchema>
 

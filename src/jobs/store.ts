@@ -5,7 +5,7 @@ import type { JobKeys } from './keys.js'
 import type { JobListPage, ListQuery } from './listing.js'
 import {
   JOB_STATES, jobOptionsSchema, resultErrorSchema,
-  type JobOptions, type JobState, type StoredResult
+  type JobOptions, type JobState, type ParkedUrl, type StoredResult
 } from './schemas.js'
 
 /**
@@ -67,12 +67,14 @@ export interface JobStore {
   /**
    * One lane's turn (lanes/step.lua, atomic): records `finished` (result, body, counters, a
    * result event, the tenant's pending count down) unless that index already has a result or the
-   * job is no longer running; frees the lane's hold on it; starts a queued job; completes the job
-   * when this was its last URL; keeps a live job's TTL moving; and, with `claim`, hands the lane
-   * the index it still holds or the next untaken one. Steps asked for in one turn of the event
-   * loop share one pipeline (each script stays atomic).
+   * job is no longer running, or parks it (a `ParkedReport`, while the lane still holds it);
+   * frees the lane's hold on it; starts a queued job; completes the job when this was its last
+   * URL; keeps a live job's TTL moving; and, with `claim`, hands the lane the index it still
+   * holds, else a parked one (of `want`'s host first, never of a `skip` host), else the next
+   * untaken one. Steps asked for in one turn of the event loop share one pipeline (each script
+   * stays atomic).
    */
-  step(id: string, tenant: string, lane: number, finished: FinishedUrl | null, claim: boolean, now?: number): Promise<StepReply>
+  step(id: string, tenant: string, lane: number, finished: LaneReport | null, claim: boolean | ClaimHints, now?: number): Promise<StepReply>
 
   /** The job's options and owner for a lane about to fetch (one HMGET); null when the job is gone. */
   laneContext(id: string): Promise<{ options: JobOptions, tenant: string } | null>
@@ -129,13 +131,39 @@ export interface ResultsPage {
   results: Array<StoredResult | null>
   /** Indexes some lane is fetching now. */
   held: ReadonlySet<number>
+  /** Indexes of the page parked while their host is full (`host`) or paused (`pause`). */
+  waiting: ReadonlyMap<number, ParkedUrl['waitingFor']>
 }
 
+/**
+ * - `fetch`: the lane holds `index` now; `parked` is what the URL carried while it was parked.
+ * - `idle`: nothing for this lane (or it did not claim).
+ * - `blocked`: nothing but URLs parked on `hosts`, all of which the claim said to skip.
+ * - `over`: the job is finished, cancelled or gone.
+ */
 export type StepReply =
-  | { kind: 'fetch', index: number, url: string }
+  | { kind: 'fetch', index: number, url: string, parked: ParkedUrl | null }
   | { kind: 'idle' }
+  | { kind: 'blocked', hosts: string[] }
   /** `completed`: this very report finished the job (step.lua's reply 2). */
   | { kind: 'over', completed?: boolean }
+
+/** What a claiming lane says about hosts (lanes/step.lua's skip and want). */
+export interface ClaimHints {
+  /** Hosts this process knows to be full or paused: their parked URLs are not handed out. */
+  skip?: readonly string[]
+  /** A host the lane already holds a slot on: its parked URLs come first. */
+  want?: string
+}
+
+/** A lane's report of an index it cannot fetch now: parked, the lane's hold on it freed. */
+export interface ParkedReport {
+  index: number
+  park: ParkedUrl
+}
+
+/** What a lane reports in a step: a finished URL or a parked one. */
+export type LaneReport = FinishedUrl | ParkedReport
 
 export interface FinishedUrl {
   index: number

@@ -1,15 +1,20 @@
 import type { PageResult, FetchOptions } from '../fetcher/fetch-page.js'
+import type { LaneJob, Politeness } from '../hosts/politeness.js'
+import type { Lease } from '../hosts/slots.js'
 import type { LaneData, StoredResult, JobOptions } from '../jobs/schemas.js'
-import type { FinishedUrl, StepReply } from '../jobs/store.js'
+import type { ClaimHints, LaneReport, StepReply } from '../jobs/store.js'
+import { fetchPolitely } from './polite.js'
 
 /** Why a lane's signal was aborted; BullMQ passes the reason given to `worker.cancelJob`. */
 export const ABORT_CANCELLED = 'job-cancelled'
 export const ABORT_SHUTDOWN = 'worker-shutdown'
 
 export interface LaneDeps {
-  step(jobId: string, tenant: string, lane: number, finished: FinishedUrl | null, claim: boolean): Promise<StepReply>
+  step(jobId: string, tenant: string, lane: number, report: LaneReport | null, claim: boolean | ClaimHints): Promise<StepReply>
   laneContext(jobId: string): Promise<{ options: JobOptions, tenant: string } | null>
   fetch(url: string, options: FetchOptions, signal: AbortSignal): Promise<PageResult>
+  /** The host rules (src/hosts); without them every URL is fetched as soon as it is claimed. */
+  hosts?: Politeness
   /** Milliseconds a lane works before it goes to the back of the queue. */
   sliceMs: number
   /** True once the worker is shutting down: lanes take no new URL. */
@@ -33,27 +38,56 @@ export type LaneOutcome = 'done' | 'yield' | 'handback'
 export async function runLane (data: LaneData, deps: LaneDeps, signal: AbortSignal): Promise<LaneOutcome> {
   const now = deps.now ?? Date.now
   const started = now()
-  const job = await deps.laneContext(data.jobId)
-  if (job === null) return 'done'
-  const { options, tenant } = job
-  let finished: FinishedUrl | null = null
+  const context = await deps.laneContext(data.jobId)
+  if (context === null) return 'done'
+  const job: LaneJob = { id: data.jobId, options: context.options }
+  let report: LaneReport | null = null
+  // A slot won by waiting (a `blocked` reply) or kept from the last fetch: the next claim asks
+  // for its host's parked URLs first.
+  let lease: Lease | null = null
   for (;;) {
     const stopping = deps.stopping() || signal.reason === ABORT_SHUTDOWN
     const claim = !signal.aborted && !stopping && now() - started < deps.sliceMs
-    const reply = await deps.step(data.jobId, tenant, data.lane, finished, claim)
-    finished = null
+    const hints: ClaimHints | null = claim && deps.hosts ? { skip: deps.hosts.skip(job.id), ...(lease ? { want: lease.host } : {}) } : null
+    const reply = await deps.step(data.jobId, context.tenant, data.lane, report, hints ?? claim)
+    report = null
+    if (lease && reply.kind !== 'fetch') lease = await giveBack(deps, lease)
     if (reply.kind === 'over') return 'done'
     if (reply.kind === 'idle') {
       if (claim) return 'done'
       return stopping ? 'handback' : signal.aborted ? 'done' : 'yield'
     }
-    const page = await deps.fetch(reply.url, options, signal)
+    if (reply.kind === 'blocked') {
+      // Only URLs of blocked hosts are left: wait (for the rest of the slice) for any of them.
+      lease = await deps.hosts?.wait(reply.hosts, job, signal, deps.sliceMs - (now() - started)) ?? null
+      if (signal.aborted) lease = await giveBack(deps, lease)
+      continue
+    }
+    ;({ report, lease } = await fetchOne(reply, job, deps, lease, signal))
     if (signal.aborted) {
+      await giveBack(deps, lease)
       // A cancelled job already counts this URL as cancelled; a shutdown leaves it held.
       return signal.reason === ABORT_SHUTDOWN ? 'handback' : 'done'
     }
-    finished = { index: reply.index, result: toStoredResult(page), body: page.body }
   }
+}
+
+async function giveBack (deps: LaneDeps, lease: Lease | null): Promise<null> {
+  if (lease) await deps.hosts?.after(lease, lease.host, null)
+  return null
+}
+
+/** Fetches one claimed URL (through the host rules, if any) and says what to report. */
+async function fetchOne (claimed: Extract<StepReply, { kind: 'fetch' }>, job: LaneJob, deps: LaneDeps, lease: Lease | null, signal: AbortSignal): Promise<{ report: LaneReport, lease: Lease | null }> {
+  const { index, url } = claimed
+  if (!deps.hosts) {
+    const page = await deps.fetch(url, job.options, signal)
+    return { report: { index, result: toStoredResult(page), body: page.body }, lease: null }
+  }
+  const outcome = await fetchPolitely(url, claimed.parked, job, { hosts: deps.hosts, fetch: deps.fetch, now: deps.now ?? Date.now }, lease, signal)
+  const kept = outcome.lease ?? null
+  if ('park' in outcome) return { report: { index, park: outcome.park }, lease: kept }
+  return { report: { index, result: toStoredResult(outcome.page), body: outcome.page.body }, lease: kept }
 }
 
 export function toStoredResult (page: PageResult): StoredResult {

@@ -9,6 +9,8 @@
     KEYS[5] held      hash: lane -> index the lane is fetching
     KEYS[6] events    stream: the job's history
     KEYS[7] pending   string: the tenant's count of pending URLs
+    KEYS[8] parked    hash: index -> parked-URL JSON (its host, why it waits, attempts so far)
+    KEYS[9] parkq     zset (all scores 0): '<host> <index as 10 digits>' of the indexes waiting
 
     ARGV[1] lane      the lane's number
     ARGV[2] index     the index it finished; -1 for none
@@ -21,10 +23,15 @@
     ARGV[9] channel   pub/sub channel told the id of a job that finishes
     ARGV[10] claim    1: give me the next index; 0: I am stopping
     ARGV[11] keep     1: store the body under KEYS[4]
+    ARGV[12] park     parked-URL JSON: ARGV[2] is parked, not finished ('' for a result)
+    ARGV[13] host     the parked index's host (with park)
+    ARGV[14] skip     hosts known to be blocked, separated by spaces: their parked indexes stay
+    ARGV[15] want     a host the lane holds a slot on: its parked indexes come first ('' none)
 
-  Output: {code, index, url}
-    1   here is an index to fetch (and its URL)
+  Output: {code, index, url[, parked]}
+    1   here is an index to fetch, its URL and, if it was parked, its parked-URL JSON
     0   nothing more for this lane
+    3   nothing but parked indexes on skipped hosts: {3, host, host, ...}
     -1  the job is finished or cancelled
     2   this report finished the job
     -3  the job does not exist (expired)
@@ -32,14 +39,29 @@
   The result of an index is written once: a second report of it (a lane that was taken over
   while its old worker still ran) changes nothing, so no URL is counted twice. A report that
   arrives after the job ended (cancelled, failed) changes nothing either.
+  Parking (a URL whose host is full or paused) frees the lane's hold on the index and keeps it
+  in KEYS[8] and KEYS[9] until a claim takes it, before the cursor's next index: a lane never
+  waits for one host while the job has URLs on others, and a crash loses no parked index. Only
+  the lane that holds the index can park it. A claimed parked index keeps its KEYS[8] entry
+  (attempts so far survive a crash) until its result is written.
   Job states are spelled here as in src/jobs/schemas.ts (JOB_STATES).
 ]]
 local meta, urls, results, content, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local parked, parkq = KEYS[8], KEYS[9]
 local lane, idx = ARGV[1], tonumber(ARGV[2])
 local now, ttl = tonumber(ARGV[7]), tonumber(ARGV[8])
 local state = redis.call('HGET', meta, 'state')
 if not state then return {-3} end
-if idx >= 0 then
+if idx >= 0 and ARGV[12] ~= '' then
+  if state == 'running' and redis.call('HGET', held, lane) == ARGV[2] and redis.call('HEXISTS', results, idx) == 0 then
+    redis.call('HSET', parked, idx, ARGV[12])
+    redis.call('ZADD', parkq, 0, ARGV[13] .. ' ' .. string.format('%010d', idx))
+    redis.call('PEXPIRE', parked, ttl)
+    redis.call('PEXPIRE', parkq, ttl)
+    redis.call('HINCRBY', meta, 'running', -1)
+    redis.call('HDEL', held, lane)
+  end
+elseif idx >= 0 then
   if state == 'running' and redis.call('HEXISTS', results, idx) == 0 then
     redis.call('HSET', results, idx, ARGV[3])
     if ARGV[11] == '1' then redis.call('HSET', content, idx, ARGV[6]) end
@@ -47,12 +69,13 @@ if idx >= 0 then
     redis.call('HINCRBY', meta, 'bytes', ARGV[5])
     redis.call('HINCRBY', meta, 'running', -1)
     redis.call('DECR', KEYS[7])
+    redis.call('HDEL', parked, idx)
     resultEvent(idx, ARGV[3])
     local other = ARGV[4] == 'succeeded' and 'failed' or 'succeeded'
     done = done + tonumber(redis.call('HGET', meta, other))
     if done >= tonumber(redis.call('HGET', meta, 'total')) then
       redis.call('HSET', meta, 'state', 'completed', 'finishedAt', now, 'expiresAt', now + ttl, 'running', 0)
-      redis.call('DEL', held)
+      redis.call('DEL', held, parked, parkq)
       stateEvent()
       touch(ttl)
       redis.call('PUBLISH', ARGV[9], redis.call('HGET', meta, 'id'))
@@ -75,13 +98,54 @@ if tonumber(redis.call('HGET', meta, 'expiresAt')) - now < ttl - math.min(60000,
   touch(ttl)
 end
 if ARGV[10] ~= '1' then return {0} end
+
+-- The index this lane holds, with its parked entry if it may have one (held or from parkq).
+local function take (n, mayBeParked)
+  local url = redis.call('LINDEX', urls, n)
+  local info = mayBeParked and redis.call('HGET', parked, n)
+  if info then return {1, n, url, info} end
+  return {1, n, url}
+end
 local h = redis.call('HGET', held, lane)
-if h then return {1, tonumber(h), redis.call('LINDEX', urls, h)} end
+if h then return take(tonumber(h), true) end
+
+-- A parked index first: of the wanted host, else of the first host not skipped. Each jump
+-- passes one skipped host, so this is at most (skipped hosts + 1) lookups.
+local pick
+if ARGV[15] ~= '' then
+  pick = redis.call('ZRANGEBYLEX', parkq, '(' .. ARGV[15] .. ' ', '(' .. ARGV[15] .. '!', 'LIMIT', 0, 1)[1]
+end
+local skipped = {}
+if not pick then
+  local skip = {}
+  for host in string.gmatch(ARGV[14], '%S+') do skip[host] = true end
+  local from = '-'
+  while true do
+    local m = redis.call('ZRANGEBYLEX', parkq, from, '+', 'LIMIT', 0, 1)[1]
+    if not m then break end
+    local host = string.sub(m, 1, -12)
+    if not skip[host] then
+      pick = m
+      break
+    end
+    skipped[#skipped + 1] = host
+    from = '(' .. host .. '!'
+  end
+end
+if pick then
+  redis.call('ZREM', parkq, pick)
+  local n = tonumber(string.sub(pick, -10))
+  redis.call('HSET', held, lane, n)
+  redis.call('HINCRBY', meta, 'running', 1)
+  return take(n, true)
+end
+
 local n = redis.call('HINCRBY', meta, 'next', 1) - 1
 if n >= tonumber(redis.call('HGET', meta, 'total')) then
   redis.call('HINCRBY', meta, 'next', -1)
+  if #skipped > 0 then return {3, unpack(skipped)} end
   return {0}
 end
 redis.call('HSET', held, lane, n)
 redis.call('HINCRBY', meta, 'running', 1)
-return {1, n, redis.call('LINDEX', urls, n)}
+return take(n, false)

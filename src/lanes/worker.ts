@@ -10,6 +10,7 @@ import { laneDataSchema, type LaneData } from '../jobs/schemas.js'
 import type { JobStore } from '../jobs/store.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { createOomWait, keepLocksThroughOom, RedisFullError } from '../redis/oom.js'
+import type { Politeness } from '../hosts/politeness.js'
 import { ABORT_CANCELLED, ABORT_SHUTDOWN, runLane, type LaneDeps, type LaneOutcome } from './lane.js'
 
 export interface LaneWorkerDeps {
@@ -21,6 +22,8 @@ export interface LaneWorkerDeps {
   dispatcher: Dispatcher
   /** Fetch durations and bytes, lanes running. @defaultValue none */
   metrics?: Pick<Metrics, 'fetchDone' | 'laneStarted' | 'laneEnded'>
+  /** The host rules (caps, pauses, robots.txt); without them URLs are fetched as claimed. */
+  hosts?: Politeness
 }
 
 export interface LaneWorker {
@@ -49,6 +52,7 @@ export function createLaneWorker (deps: LaneWorkerDeps): LaneWorker {
     step: oomWait(deps.logger, stopping)(deps.store.step),
     laneContext: deps.store.laneContext,
     fetch: (url, options, signal) => measured(deps.metrics, signal, fetchPage(deps.dispatcher, url, options, signal)),
+    ...(deps.hosts ? { hosts: deps.hosts } : {}),
     sliceMs: config.LANE_SLICE_MS,
     stopping
   }

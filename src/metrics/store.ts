@@ -21,7 +21,8 @@ export function meteredStore (store: JobStore, metrics: Pick<Metrics, 'jobEntere
     },
     async step (id, tenant, lane, finished, claim, now) {
       const reply = await store.step(id, tenant, lane, finished, claim, now)
-      if (finished !== null) metrics.urlFinished(finished.result.state === 'succeeded' ? 'succeeded' : 'failed', finished.result.error?.code ?? null)
+      // A parked URL is not finished: it waits for its host.
+      if (finished !== null && 'result' in finished) metrics.urlFinished(finished.result.state === 'succeeded' ? 'succeeded' : 'failed', finished.result.error?.code ?? null)
       if (reply.kind === 'over' && reply.completed === true) metrics.jobEntered('completed')
       return reply
     },

@@ -11,14 +11,14 @@ import type { ChainableCommander, Redis } from 'ioredis'
 
 const reply = <T>() => undefined as unknown as T
 
-const JOB_KEYS = ['meta', 'urls', 'results', 'content', 'held', 'events', 'pending'] as const
+const JOB_KEYS = ['meta', 'urls', 'results', 'content', 'held', 'events', 'pending', 'parked', 'parkq'] as const
 
 export const SCRIPTS = {
   trawlStep: {
     file: '../lanes/step.lua',
     prelude: true,
     keys: JOB_KEYS,
-    argv: ['lane', 'index', 'result', 'outcome', 'bytes', 'body', 'now', 'ttl', 'channel', 'claim', 'keep'],
+    argv: ['lane', 'index', 'result', 'outcome', 'bytes', 'body', 'now', 'ttl', 'channel', 'claim', 'keep', 'park', 'host', 'skip', 'want'],
     reply: reply<Array<number | string>>()
   },
   trawlFinish: {
@@ -48,6 +48,35 @@ export const SCRIPTS = {
     keys: ['stalled'],
     argv: ['base', 'ids', 'tokens', 'ttl'],
     reply: reply<string[]>()
+  },
+  // The host scripts touch one host's keys only (its own Cluster slot), never a job's.
+  trawlHostAcquire: {
+    file: '../hosts/acquire.lua',
+    prelude: false,
+    keys: ['slots', 'state', 'job'],
+    argv: ['lease', 'limit', 'leaseMs', 'delayMs', 'jobLimit'],
+    reply: reply<[number, number, number]>()
+  },
+  trawlHostRelease: {
+    file: '../hosts/release.lua',
+    prelude: false,
+    keys: ['slots', 'state', 'job', 'strikes'],
+    argv: ['lease', 'outcome', 'pauseMs', 'baseMs', 'maxMs', 'memoryMs', 'channel', 'host'],
+    reply: reply<[number, number, number]>()
+  },
+  trawlHostRenew: {
+    file: '../hosts/renew.lua',
+    prelude: false,
+    keys: ['slots', 'job'],
+    argv: ['leaseMs', 'ids'],
+    reply: reply<number>()
+  },
+  trawlHostState: {
+    file: '../hosts/state.lua',
+    prelude: false,
+    keys: ['slots', 'state', 'strikes'],
+    argv: [],
+    reply: reply<number[]>()
   }
 } as const
 

@@ -1,12 +1,18 @@
 import type { Worker } from 'bullmq'
+import type { Redis } from 'ioredis'
+import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import { createCallbackWorker, type CallbackWorker } from '../callbacks/worker.js'
 import type { CallbackOutcome } from '../callbacks/processor.js'
 import type { Config } from '../config.js'
-import { createDispatcher } from '../fetcher/agent.js'
+import { createDispatcher, DEFAULT_USER_AGENT } from '../fetcher/agent.js'
 import { createAddressGuard } from '../fetcher/guard.js'
 import { createCallbackRecords } from '../callbacks/record.js'
 import type { CallbackData, LaneData } from '../jobs/schemas.js'
+import { createHostGate, type HostGate } from '../hosts/gate.js'
+import { createPoliteness, type Politeness } from '../hosts/politeness.js'
+import { createRobots } from '../hosts/robots.js'
+import { createHostSlots } from '../hosts/slots.js'
 import { createJobStore } from '../jobs/redis-store.js'
 import { startCancelWatch } from '../lanes/cancel-watch.js'
 import type { LaneOutcome } from '../lanes/lane.js'
@@ -51,8 +57,10 @@ export function startWorker (config: Config, logger: Logger, opts: WorkerOptions
   const callbackRecords = createCallbackRecords(storeRedis, storeOptions)
   // As many connections per origin as fetches in flight: a fetch waiting for a socket spends its deadline.
   const dispatcher = createDispatcher({ guard: createAddressGuard([...config.FETCH_ALLOW_CIDRS]), connections: config.WORKER_CONCURRENCY })
+  const hostsRedis = createRedis(config, 'subscriber', 'worker-hosts')
+  const politeness = startPoliteness(config, storeRedis, hostsRedis, dispatcher)
   // `metrics` is here for every part of the role: host pauses and content-store operations count into it too.
-  const deps = { config, logger: logger.child({ role: 'worker' }), connection, store, callbackRecords, dispatcher, metrics }
+  const deps = { config, logger: logger.child({ role: 'worker' }), connection, store, callbackRecords, dispatcher, metrics, hosts: politeness.hosts }
   const lanes = createLaneWorker(deps)
   const callbacks = createCallbackWorker(deps)
   const cancelWatch = startCancelWatch({ running: lanes.running, states: store.states, cancel: lanes.cancel, logger: deps.logger })
@@ -62,6 +70,8 @@ export function startWorker (config: Config, logger: Logger, opts: WorkerOptions
     cancelWatch.close()
     await closeWorkers(lanes, callbacks, graceMs, deps.logger)
     // Every lane has ended; destroy() also drops idle keep-alive sockets without waiting.
+    await politeness.gate()?.close()
+    await closeRedis(hostsRedis)
     await dispatcher.destroy()
     await closeRedis(storeRedis)
     await closeRedis(connection)
@@ -91,6 +101,20 @@ export async function startWorkerEndpoints (config: Config, role: Pick<WorkerRol
     await closeRedis(probe)
     throw err
   }
+}
+
+/**
+ * The host rules of this process: slots and robots.txt on the store's connection, the gate
+ * on a subscriber connection of its own; the lanes may start before the gate has subscribed.
+ */
+function startPoliteness (config: Config, redis: Redis, subscriber: Redis, dispatcher: Dispatcher): { hosts: Politeness, gate: () => HostGate | null } {
+  const prefix = config.REDIS_PREFIX
+  let gate: HostGate | null = null
+  const creating = createHostGate({ slots: createHostSlots(redis, { prefix }), subscriber, prefix, leaseMs: config.WORKER_LOCK_MS })
+  creating.then((g) => { gate = g }, () => {})
+  const robots = createRobots({ redis, prefix, dispatcher, userAgent: DEFAULT_USER_AGENT })
+  const hosts = createPoliteness({ gate: creating, robots, hostConcurrency: config.HOST_CONCURRENCY, hostDelayMs: config.HOST_DELAY_MS })
+  return { hosts, gate: () => gate }
 }
 
 /**

@@ -17,7 +17,7 @@ t.test('the seed workload: submit, poll, read every body back byte for byte', as
   t.equal(submit.headers.location, `/jobs/${job.id}`)
   t.equal(job.total, 15)
   t.match(job.id, /^j_[0-9A-Z]{26}$/)
-  t.same(job.options, { concurrency: 5, timeoutMs: 30000, retries: 2, maxBytes: 10485760, maxRedirects: 5, headers: {}, keepContent: true })
+  t.same(job.options, { concurrency: 5, timeoutMs: 30000, retries: 2, maxBytes: 10485760, maxRedirects: 5, headers: {}, keepContent: true, robots: 'ignore' })
 
   const done = (await api.app.inject(`/jobs/${job.id}?wait=30`)).json()
   t.equal(done.state, 'completed')

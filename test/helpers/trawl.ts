@@ -10,7 +10,11 @@ import { TEST_REDIS_URL, testPrefix } from './redis.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
-/** Environment every test service runs with: its own prefix, loopback targets allowed. */
+/**
+ * Environment every test service runs with: its own prefix, loopback targets allowed, and no
+ * per-host cap (every target here is 127.0.0.1, one host: a cap would change what the tests
+ * measure; test/hosts sets its own).
+ */
 export function testEnv (prefix: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     REDIS_URL: TEST_REDIS_URL,
@@ -21,6 +25,7 @@ export function testEnv (prefix: string, extra: Record<string, string> = {}): Re
     // A `trawl worker` process serves its endpoints on a port the system picks, so that workers
     // of tests running side by side never collide on 9464.
     METRICS_PORT: '0',
+    HOST_CONCURRENCY: '0',
     ...extra
   }
 }

@@ -84,7 +84,9 @@ t.test('a pause wakes its waiters on a timer when it ends, and every worker sees
   const lease = await b.gate.enter('p.example', { limit: 8, delayMs: 0 })
   const s = await b.gate.state('p.example')
   t.ok(s.now >= pausedUntil, 'granted no sooner than the pause ends, on Redis\' clock')
-  t.equal(b.gate.commands - before, 3, 'a refusal, a grant, the state read: nothing in between')
+  // The pause's own message (every pause is published) may reach B after its refusal: one more ask.
+  const sent = b.gate.commands - before
+  t.ok(sent === 3 || sent === 4, `a refusal, a grant, the state read, at most one ask on the pause's message: nothing else (${sent})`)
   await b.gate.leave(lease)
 })
 

@@ -6,14 +6,14 @@ import { ABORT_CANCELLED, ABORT_SHUTDOWN, runLane, toStoredResult, type LaneDeps
 // which is the lane's whole conversation with Redis: what it reports and whether it claims.
 
 type LaneData = Parameters<typeof runLane>[0]
-type Finished = Parameters<LaneDeps['step']>[3]
+type Finished = Extract<NonNullable<Parameters<LaneDeps['step']>[3]>, { result: unknown }>
 type StepReply = Awaited<ReturnType<LaneDeps['step']>>
 type PageResult = Awaited<ReturnType<LaneDeps['fetch']>>
 type JobOptions = NonNullable<Awaited<ReturnType<LaneDeps['laneContext']>>>['options']
 
 const DATA: LaneData = { jobId: 'j_01JAAAAAAAAAAAAAAAAAAAAAAA', lane: 3 }
 const TENANT = 'team-a'
-const OPTIONS: JobOptions = { concurrency: 2, timeoutMs: 1000, retries: 0, maxBytes: 1000, maxRedirects: 0, headers: {}, keepContent: true }
+const OPTIONS: JobOptions = { concurrency: 2, timeoutMs: 1000, retries: 0, maxBytes: 1000, maxRedirects: 0, headers: {}, keepContent: true, robots: 'ignore' }
 
 /** A page as the fetcher returns it for `url`; a URL with "fail" in it is a 404. */
 function page (url: string, extra: Partial<PageResult> = {}): PageResult {
@@ -38,7 +38,7 @@ interface Fake {
   deps: LaneDeps
   /** step() as it was called: the index reported (null for none) and whether the lane claimed. */
   calls: Array<[reported: number | null, claim: boolean]>
-  reports: Array<NonNullable<Finished>>
+  reports: Finished[]
   fetched: string[]
   /** Resolves when the fetch of `url` has started. */
   started(url: string): Promise<AbortSignal>
@@ -62,12 +62,14 @@ function fake (urls: string[], opts: { overAfter?: number, sliceMs?: number, now
     },
     async step (jobId, tenant, lane, finished, claim): Promise<StepReply> {
       if (jobId !== DATA.jobId || tenant !== TENANT || lane !== DATA.lane) throw new Error(`step(${jobId}, ${tenant}, ${lane})`)
+      if (typeof claim !== 'boolean') throw new Error('claim hints without host rules')
+      if (finished && !('result' in finished)) throw new Error('a park without host rules')
       calls.push([finished?.index ?? null, claim])
       if (finished) reports.push(finished)
       if (opts.overAfter !== undefined && reports.length >= opts.overAfter) return { kind: 'over' }
       if (!claim || next >= urls.length) return { kind: 'idle' }
       const index = next++
-      return { kind: 'fetch', index, url: urls[index] as string }
+      return { kind: 'fetch', index, url: urls[index] as string, parked: null }
     },
     async fetch (url, options, signal) {
       if (options !== OPTIONS) throw new Error('fetch without the job\'s options')

@@ -43,7 +43,11 @@ async function setup (t: Test, n: number) {
       ttl: TTL_MS,
       channel: store.channel,
       claim: claim ? '1' : '0',
-      keep: '0'
+      keep: '0',
+      park: '',
+      host: '',
+      skip: '',
+      want: ''
     }
     return runScript(redis, 'trawlStep', keys, args)
   }
@@ -56,7 +60,7 @@ async function setup (t: Test, n: number) {
   }
   const resultEvents = async () => (await redis.xrange(keys.events, '-', '+')).filter(([, f]) => f[1] === 'result').map(([, f]) => Number(f[3]))
   const pendingCount = async () => Number(await redis.get(pending))
-  return { redis, store, id, keys, step, finish, meta, resultEvents, pendingCount }
+  return { redis, store, prefix, id, keys, step, finish, meta, resultEvents, pendingCount }
 }
 
 t.test('every script header names KEYS and ARGV as the loader table does', async (t) => {
@@ -139,4 +143,35 @@ t.test('step and finish on a job that does not exist', async (t) => {
   await s.redis.del(s.keys.meta)
   t.same(await s.step(0, -1, null), [-3], 'step answers -3')
   t.equal(await s.finish('failed'), 'missing', 'finish answers missing')
+})
+
+t.test('step parks an index by host: claims skip blocked hosts, prefer a wanted one, and a crash loses nothing', async (t) => {
+  const s = await setup(t, 0)
+  const id = 'j_01JSCR1PTS00000000000PARK0'
+  const urls = ['http://a.test/0', 'http://a.test/1', 'http://b.test/2', 'http://a.test/3']
+  await s.store.create({ id, tenant: TENANT, urls, options: { ...DEFAULT_OPTIONS }, now: Date.now() })
+  await s.redis.set(tenantPendingKey(s.prefix, TENANT), urls.length)
+  const park = (host: string, attempts = 0) => ({ waitingFor: 'host' as const, host, attempts, spent: 0, pausedAt: null })
+  const step = s.store.step.bind(null, id, TENANT)
+  t.match(await step(0, null, true), { kind: 'fetch', index: 0 })
+  t.match(await step(1, null, true), { kind: 'fetch', index: 1 })
+  // a.test is full: lane 0 parks index 0 and, told to skip a.test, gets the cursor's next.
+  t.match(await step(0, { index: 0, park: park('a.test', 1) }, { skip: ['a.test'] }), { kind: 'fetch', index: 2 })
+  const page = await s.store.readRecord(id, { withResults: true, offset: 0, limit: 4 })
+  t.same([...page?.page?.waiting ?? []], [[0, 'host']], 'the parked index reads as waiting for its host')
+  t.equal(page?.meta.running, 2, 'a parked index is pending, not running')
+  t.same(await step(1, { index: 1, park: park('a.test') }, { skip: ['a.test'] }), { kind: 'fetch', index: 3, url: 'http://a.test/3', parked: null })
+  t.same(await step(1, { index: 3, park: park('a.test') }, { skip: ['a.test'] }), { kind: 'blocked', hosts: ['a.test'] }, 'only parked URLs of skipped hosts are left')
+  t.same(await s.redis.hget(jobKeys(s.prefix, id).held, '1'), null, 'parking freed the lane\'s hold')
+  // Lane 1 waited and won a slot on a.test: it asks for a.test's parked URLs first.
+  const taken = await step(1, null, { want: 'a.test' })
+  t.same(taken, { kind: 'fetch', index: 0, url: 'http://a.test/0', parked: park('a.test', 1) }, 'the oldest parked a.test index, with the attempts it carried')
+  // The worker running lane 1 dies; the lane runs again elsewhere and gets the same index and record.
+  t.same(await step(1, null, true), taken, 'a crash loses no parked index and no attempt count')
+  t.same(await step(5, { index: 1, park: park('a.test') }, true), { kind: 'fetch', index: 1, url: 'http://a.test/1', parked: park('a.test') },
+    'a lane that does not hold an index cannot park it; a claim without skip takes a parked one')
+  await step(1, { index: 0, result: ok(), body: null }, false)
+  t.equal(await s.redis.hexists(jobKeys(s.prefix, id).parked, '0'), 0, 'a written result drops the parked record')
+  await s.store.finish(id, 'cancelled', null, TENANT)
+  t.same(await s.redis.exists(jobKeys(s.prefix, id).parked, jobKeys(s.prefix, id).parkq), 0, 'a cancel drops the parked URLs')
 })

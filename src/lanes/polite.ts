@@ -1,0 +1,65 @@
+import type { FetchOptions, PageResult } from '../fetcher/fetch-page.js'
+import { hostOf } from '../hosts/keys.js'
+import { PAUSED_URL_MAX_MS } from '../hosts/outcome.js'
+import type { LaneJob, Politeness } from '../hosts/politeness.js'
+import type { Lease } from '../hosts/slots.js'
+import type { ParkedUrl } from '../jobs/schemas.js'
+
+/**
+ * One claimed URL through the host rules (src/hosts): robots.txt, a slot on its host, the
+ * fetch, the slot back. Either it ends with a page (fetched, or refused by robots.txt, or
+ * paused for too long) or it is to be parked, its attempts so far kept with it.
+ */
+
+/** A page or a park, and the slot the lane keeps for its next URL on the same host, if any. */
+export type PoliteOutcome = ({ page: PageResult } | { park: ParkedUrl }) & { lease?: Lease | null }
+
+export interface PoliteDeps {
+  hosts: Politeness
+  fetch(url: string, options: FetchOptions, signal: AbortSignal): Promise<PageResult>
+  now(): number
+}
+
+const NOT_PARKED = { attempts: 0, spent: 0, pausedAt: null }
+
+const unfetched = (attempts: number, code: 'ROBOTS_DISALLOWED', message: string): PageResult => ({
+  ok: false, status: null, finalUrl: null, contentType: null, bytes: 0, body: null, error: { code, message }, attempts, durationMs: 0
+})
+
+/** Fetches `url` politely, holding `lease` (a slot on some host) if the lane has one. */
+export async function fetchPolitely (url: string, parked: ParkedUrl | null, job: LaneJob, deps: PoliteDeps, lease: Lease | null, signal: AbortSignal): Promise<PoliteOutcome> {
+  const prior = parked ?? NOT_PARKED
+  let host: string
+  try {
+    host = hostOf(url)
+  } catch {
+    // Not a URL: the fetcher says so (INTERNAL); no host to be polite to.
+    if (lease) await deps.hosts.after(lease, lease.host, null)
+    return { page: await deps.fetch(url, job.options, signal) }
+  }
+  if (lease && lease.host !== host) {
+    await deps.hosts.after(lease, lease.host, null)
+    lease = null
+  }
+  const admission = await deps.hosts.admit(url, host, job, lease)
+  if (admission.kind === 'disallowed') return { page: unfetched(prior.attempts, 'ROBOTS_DISALLOWED', admission.message) }
+  if (admission.kind === 'wait') return { park: { ...prior, waitingFor: admission.waitingFor, host } }
+  // Pause answers do not spend the retry budget: only what was spent before counts.
+  const options = { ...job.options, retries: Math.max(0, job.options.retries - prior.spent), hostPauses: true }
+  let page: PageResult | null = null
+  let kept: Lease | null = null
+  try {
+    page = await deps.fetch(url, options, signal)
+  } finally {
+    if (admission.lease && page && !signal.aborted) kept = await deps.hosts.reuse(admission.lease, host, page, job)
+    else await deps.hosts.after(admission.lease, host, signal.aborted ? null : page)
+  }
+  const attempts = prior.attempts + page.attempts
+  if (!page.pause) return { page: { ...page, attempts }, lease: kept }
+  const pausedAt = prior.pausedAt ?? deps.now()
+  if (deps.now() - pausedAt >= PAUSED_URL_MAX_MS) {
+    const message = `the host kept answering ${page.status ?? 429} for ${Math.round((deps.now() - pausedAt) / 60_000)} min`
+    return { page: { ...page, ok: false, body: null, attempts, error: { code: 'TIMEOUT', message } } }
+  }
+  return { park: { waitingFor: 'pause', host, attempts, spent: prior.spent + page.attempts - 1, pausedAt } }
+}
