@@ -58,7 +58,7 @@ export function startWorker (config: Config, logger: Logger, opts: WorkerOptions
   // As many connections per origin as fetches in flight: a fetch waiting for a socket spends its deadline.
   const dispatcher = createDispatcher({ guard: createAddressGuard([...config.FETCH_ALLOW_CIDRS]), connections: config.WORKER_CONCURRENCY })
   const hostsRedis = createRedis(config, 'subscriber', 'worker-hosts')
-  const politeness = startPoliteness(config, storeRedis, hostsRedis, dispatcher)
+  const politeness = startPoliteness(config, storeRedis, hostsRedis, dispatcher, metrics)
   // `metrics` is here for every part of the role: host pauses and content-store operations count into it too.
   const deps = { config, logger: logger.child({ role: 'worker' }), connection, store, callbackRecords, dispatcher, metrics, hosts: politeness.hosts }
   const lanes = createLaneWorker(deps)
@@ -107,13 +107,13 @@ export async function startWorkerEndpoints (config: Config, role: Pick<WorkerRol
  * The host rules of this process: slots and robots.txt on the store's connection, the gate
  * on a subscriber connection of its own; the lanes may start before the gate has subscribed.
  */
-function startPoliteness (config: Config, redis: Redis, subscriber: Redis, dispatcher: Dispatcher): { hosts: Politeness, gate: () => HostGate | null } {
+function startPoliteness (config: Config, redis: Redis, subscriber: Redis, dispatcher: Dispatcher, metrics: Pick<Metrics, 'hostPaused'>): { hosts: Politeness, gate: () => HostGate | null } {
   const prefix = config.REDIS_PREFIX
   let gate: HostGate | null = null
   const creating = createHostGate({ slots: createHostSlots(redis, { prefix }), subscriber, prefix, leaseMs: config.WORKER_LOCK_MS })
   creating.then((g) => { gate = g }, () => {})
   const robots = createRobots({ redis, prefix, dispatcher, userAgent: DEFAULT_USER_AGENT })
-  const hosts = createPoliteness({ gate: creating, robots, hostConcurrency: config.HOST_CONCURRENCY, hostDelayMs: config.HOST_DELAY_MS })
+  const hosts = createPoliteness({ gate: creating, robots, hostConcurrency: config.HOST_CONCURRENCY, hostDelayMs: config.HOST_DELAY_MS, onPause: (status) => metrics.hostPaused(status) })
   return { hosts, gate: () => gate }
 }
 
