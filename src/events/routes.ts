@@ -7,7 +7,7 @@ import { FINAL_JOB_STATES, JOB_ID_PATTERN } from '../jobs/schemas.js'
 import { readJob } from '../jobs/documents.js'
 import type { JobStore } from '../jobs/store.js'
 import { parseEvent, readEvents, type JobEvent } from './entries.js'
-import { problemSchema } from '../http/problem-schema.js'
+import { problemSchema } from '../http/problems.js'
 import type { Metrics } from '../metrics/metrics.js'
 
 const EVENT_ID = /^\d{1,20}-\d{1,20}$/

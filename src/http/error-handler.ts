@@ -1,18 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
-import { problemCatalogue, problemType, TrawlError, ValidationFailedError, type FieldError, type ProblemCode } from './problems.js'
+import { problemCatalogue, problemType, TrawlError, ValidationFailedError, type Problem, type ProblemCode } from './problems.js'
 import { isRedisUnavailable } from '../redis/errors.js'
-
-export interface Problem {
-  type: string
-  title: string
-  status: number
-  detail: string
-  code: ProblemCode
-  instance?: string
-  errors?: FieldError[]
-}
 
 export function sendProblem (reply: FastifyReply, code: ProblemCode, detail: string, extra: Partial<Problem> = {}) {
   const { status, title } = problemCatalogue[code]

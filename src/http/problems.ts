@@ -1,3 +1,5 @@
+import { z } from 'zod'
+
 /**
  * The error catalogue: every error the API answers with has a stable `code` that clients branch
  * on, an HTTP status, and a title. The error handler turns them into RFC 9457 problems; the
@@ -74,3 +76,15 @@ export class UnavailableError extends TrawlError {
 export function problemType (code: ProblemCode): string {
   return `urn:trawl:problem:${code.toLowerCase().replaceAll('_', '-')}`
 }
+
+/** An RFC 9457 problem as the API answers it: the one declaration of its shape (routes' schemas and the error handler use it). */
+export const problemSchema = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  code: z.enum(Object.keys(problemCatalogue) as [ProblemCode, ...ProblemCode[]]),
+  instance: z.string().optional(),
+  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional()
+})
+export type Problem = z.infer<typeof problemSchema>

@@ -5,7 +5,7 @@ import { serializerCompiler, type FastifyPluginAsyncZod, type ZodTypeProvider } 
 import type { Registry } from 'prom-client'
 import { z } from 'zod'
 import { clientErrorHandler, errorHandler, frameworkErrorHandler, sendProblem } from './error-handler.js'
-import { problemSchema } from './problem-schema.js'
+import { problemSchema } from './problems.js'
 import { validatorCompiler } from './validation.js'
 
 /**

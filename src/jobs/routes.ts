@@ -12,7 +12,7 @@ import { enqueueJob, type Queues } from './queue.js'
 import { FINAL_JOB_STATES, JOB_ID_PATTERN, JOB_STATES, jobDocumentSchema, submitBodySchema, type JobDocument } from './schemas.js'
 import type { JobStore } from './store.js'
 import { submitJob } from './submit.js'
-import { problemSchema } from '../http/problem-schema.js'
+import { problemSchema } from '../http/problems.js'
 
 export interface JobRoutesDeps {
   config: Config
