@@ -47,8 +47,8 @@ async function main (argv: string[]): Promise<void> {
 /** Starts the role's parts, then closes them in reverse order on SIGTERM/SIGINT. */
 async function serve (role: Role, config: Config): Promise<void> {
   // The server stack loads only for the server roles, so the client starts quickly.
-  const [{ default: closeWithGrace }, { pino }, { loggerOptions }, { ensureRedis, NoRedisError }, { startApi }, { startWorker }] = await Promise.all([
-    import('close-with-grace'), import('pino'), import('./logger.js'), import('./redis/private-redis.js'), import('./roles/api.js'), import('./roles/worker.js')
+  const [{ default: closeWithGrace }, { pino }, { loggerOptions }, { ensureRedis, NoRedisError }, { startApi }, { startWorker }, { createContentStore, contentStoreOptions }] = await Promise.all([
+    import('close-with-grace'), import('pino'), import('./logger.js'), import('./redis/private-redis.js'), import('./roles/api.js'), import('./roles/worker.js'), import('./content/index.js')
   ])
   const logger = pino(loggerOptions(config))
   const closers: Array<() => Promise<void>> = []
@@ -64,12 +64,15 @@ async function serve (role: Role, config: Config): Promise<void> {
       return fail(1, err.message)
     }
   }
+  // `trawl all`: the API and the worker share one content store (one set of clients).
+  const content = role === 'all' ? createContentStore(contentStoreOptions(config)) : undefined
+  if (content !== undefined) closers.unshift(() => content.close())
   if (role !== 'api') {
-    closers.unshift(startWorker(config, logger).close)
+    closers.unshift(startWorker(config, logger, { content }).close)
     logger.info({ concurrency: config.WORKER_CONCURRENCY, prefix: config.REDIS_PREFIX }, 'worker started')
   }
   if (role !== 'worker') {
-    const api = await startApi(config, logger)
+    const api = await startApi(config, logger, { content })
     closers.unshift(api.close)
     logger.info({ address: await api.app.listen({ port: config.PORT, host: config.HOST }) }, 'api listening')
   }

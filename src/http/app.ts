@@ -3,6 +3,10 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { serializerCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.js'
+import { purgeJob } from '../content/purge.js'
+import type { Retention } from '../content/retention.js'
+import { contentRoutes } from '../content/routes.js'
+import type { ContentStore } from '../content/store.js'
 import type { EventHub } from '../events/hub.js'
 import type { FinishWatcher } from '../events/finish-watcher.js'
 import type { Queues } from '../jobs/queue.js'
@@ -28,6 +32,8 @@ export interface AppDeps {
   queues: Queues
   watcher: FinishWatcher
   hub: EventHub
+  /** Where the bodies are, and when they go (content/service.ts). */
+  content: { store: ContentStore, retention: Retention }
   /** Operators' pages: ADMIN_API_KEYS and the queues Bull Board shows. Absent: /admin is off. */
   admin?: AdminOptions
 }
@@ -66,7 +72,19 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   // Admission and Idempotency-Keys are stateless views of the API's Redis connection.
   const admission = createAdmission(deps.redis, { prefix: config.REDIS_PREFIX })
   const idempotency = createIdempotencyKeys(deps.redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
-  await app.register(jobRoutes, { config, store: deps.store, admission, idempotency, queues: deps.queues, watcher: deps.watcher })
+  const { store: bodies, retention } = deps.content
+  const ttlMs = config.JOB_TTL_SECONDS * 1000
+  await app.register(jobRoutes, {
+    config,
+    store: deps.store,
+    admission,
+    idempotency,
+    queues: deps.queues,
+    watcher: deps.watcher,
+    purge: (id, tenant) => purgeJob({ store: deps.store, content: bodies, retention }, id, tenant),
+    retain: async (job) => { if (job.options.keepContent) await retention.schedule(job.id, job.now + ttlMs) }
+  })
+  await app.register(contentRoutes, { store: deps.store, content: bodies })
   await app.register(jobEventRoutes, { store: deps.store, hub: deps.hub })
   // Pages for people (/, /docs, /admin): their own CSP, and no tenant auth on the pages
   // themselves; the data comes from the API with the person's key.

@@ -8,10 +8,9 @@
     KEYS[1] meta      hash: the job's state, timestamps, counters
     KEYS[2] urls      list: the URLs in input order
     KEYS[3] results   hash: index -> result JSON
-    KEYS[4] content   hash: index -> body bytes
-    KEYS[5] held      hash: lane -> index the lane is fetching
-    KEYS[6] events    stream: the job's history
-    KEYS[7] pending   string: the owner's count of pending URLs
+    KEYS[4] held      hash: lane -> index the lane is fetching
+    KEYS[5] events    stream: the job's history
+    KEYS[6] pending   string: the owner's count of pending URLs
 
     ARGV[1] state     cancelled | failed
     ARGV[2] error     error JSON ('' for none)
@@ -25,7 +24,7 @@
   'queued' / 'running' (then it is now ARGV[1]).
   The final states are spelled here as in src/jobs/schemas.ts (FINAL_JOB_STATES).
 ]]
-local meta, results, held = KEYS[1], KEYS[3], KEYS[5]
+local meta, results, held = KEYS[1], KEYS[3], KEYS[4]
 local state = redis.call('HGET', meta, 'state')
 if not state then return 'missing' end
 if ARGV[7] ~= '' and redis.call('HGET', meta, 'tenant') ~= ARGV[7] then return 'missing' end
@@ -43,7 +42,7 @@ for i = 0, total - 1 do
     unfinished = unfinished + 1
   end
 end
-redis.call('DECRBY', KEYS[7], unfinished)
+redis.call('DECRBY', KEYS[6], unfinished)
 redis.call('HSET', meta, 'state', ARGV[1], 'finishedAt', now, 'expiresAt', now + ttl,
   'running', 0, 'next', total, 'error', ARGV[2])
 if ARGV[1] == 'cancelled' then

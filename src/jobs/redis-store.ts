@@ -2,8 +2,8 @@ import type { Redis } from 'ioredis'
 import type { StreamEntry } from '../events/hub.js'
 import { loadScripts, queueScript, runScript, type ScriptArgs, type ScriptKeys, type ScriptReply } from '../redis/scripts.js'
 import { OPEN_TENANT } from '../tenants/auth.js'
-import { finishedChannel, jobKeys, tenantPendingKey, type JobKeys } from './keys.js'
-import { jobOptionsSchema, storedResultSchema, type JobOptions, type JobState } from './schemas.js'
+import { finishedChannel, jobKeys, keyList, tenantPendingKey, type JobKeys } from './keys.js'
+import { jobOptionsSchema, storedResultSchema, type JobOptions, type JobState, type StoredResult } from './schemas.js'
 import { storedMetaSchema, unfinishedResult, type FinishedUrl, type JobRecord, type JobStore, type NewJob, type ReadOptions, type StepReply } from './store.js'
 
 export interface JobStoreOptions {
@@ -47,7 +47,8 @@ export function createJobStore (redis: Redis, opts: JobStoreOptions): JobStore {
     finish: (id, state, error, tenant, now) => finish(ctx, id, state, error, tenant, now),
     step: (id, tenant, lane, finished, claim, now) => step(ctx, id, tenant, lane, finished, claim, now),
     laneContext: (id) => laneContext(ctx, id),
-    content: (id, index, tenant) => content(ctx, id, index, tenant),
+    result: (id, index, tenant) => result(ctx, id, index, tenant),
+    purge: async (id) => { await redis.del(...keyList(keysOf(id))) },
     events: (id, after, count) => events(ctx, id, after, count),
     states: (ids) => states(ctx, ids)
   }
@@ -124,7 +125,6 @@ async function finish (ctx: Ctx, id: string, state: 'cancelled' | 'failed', erro
 }
 
 async function step (ctx: Ctx, id: string, tenant: string, lane: number, finished: FinishedUrl | null, claim: boolean, now = Date.now()): Promise<StepReply> {
-  const keep = finished?.body != null
   const reply = await ctx.batchedStep({
     keys: ctx.scriptKeys(id, tenant),
     args: {
@@ -133,17 +133,16 @@ async function step (ctx: Ctx, id: string, tenant: string, lane: number, finishe
       result: finished ? JSON.stringify(finished.result) : '',
       outcome: finished?.result.state === 'succeeded' ? 'succeeded' : 'failed',
       bytes: finished?.result.bytes ?? 0,
-      body: keep ? finished.body as Buffer : '',
       now,
       ttl: ctx.ttlMs,
       channel: ctx.channel,
-      claim: claim ? '1' : '0',
-      keep: keep ? '1' : '0'
+      claim: claim ? '1' : '0'
     }
   })
   const code = Number(reply[0])
   if (code === 1) return { kind: 'fetch', index: Number(reply[1]), url: String(reply[2]) }
   if (code === 0) return { kind: 'idle' }
+  if (code === -3) return { kind: 'gone' }
   return { kind: 'over' }
 }
 
@@ -152,15 +151,13 @@ async function laneContext (ctx: Ctx, id: string): Promise<{ options: JobOptions
   return options == null ? null : { options: jobOptionsSchema.parse(JSON.parse(options)), tenant: tenant ?? OPEN_TENANT }
 }
 
-async function content (ctx: Ctx, id: string, index: number, tenant?: string): Promise<{ body: Buffer, contentType: string | null } | 'no-job' | 'no-content'> {
+async function result (ctx: Ctx, id: string, index: number, tenant?: string): Promise<StoredResult | null | 'no-job'> {
   const k = ctx.keysOf(id)
-  const [[e1, owner], [e2, raw], [e3, body]] = await ctx.redis.multi()
-    .hget(k.meta, 'tenant').hget(k.results, String(index)).hgetBuffer(k.content, String(index)).exec() as Array<[Error | null, unknown]> as [[Error | null, string | null], [Error | null, string | null], [Error | null, Buffer | null]]
-  if (e1 ?? e2 ?? e3) throw (e1 ?? e2 ?? e3)
+  const [[e1, owner], [e2, raw]] = await ctx.redis.multi()
+    .hget(k.meta, 'tenant').hget(k.results, String(index)).exec() as Array<[Error | null, string | null]> as [[Error | null, string | null], [Error | null, string | null]]
+  if (e1 ?? e2) throw (e1 ?? e2)
   if (owner === null || (tenant !== undefined && owner !== tenant)) return 'no-job'
-  if (raw === null || body === null) return 'no-content'
-  const result = storedResultSchema.parse(JSON.parse(raw))
-  return { body, contentType: result.contentType }
+  return raw === null ? null : storedResultSchema.parse(JSON.parse(raw))
 }
 
 async function events (ctx: Ctx, id: string, after: string, count = 500): Promise<StreamEntry[]> {

@@ -49,12 +49,14 @@ export interface JobStore {
   finish(id: string, state: 'cancelled' | 'failed', error: { code: string, message: string } | null, tenant?: string, now?: number): Promise<JobState | 'missing'>
 
   /**
-   * One lane's turn (lanes/step.lua, atomic): records `finished` (result, body, counters, a
+   * One lane's turn (lanes/step.lua, atomic): records `finished` (result, counters, a
    * result event, the tenant's pending count down) unless that index already has a result or the
    * job is no longer running; frees the lane's hold on it; starts a queued job; completes the job
    * when this was its last URL; keeps a live job's TTL moving; and, with `claim`, hands the lane
    * the index it still holds or the next untaken one. Steps asked for in one turn of the event
-   * loop share one pipeline (each script stays atomic).
+   * loop share one pipeline (each script stays atomic). Bodies never pass through here: a
+   * result names its body in the content store by its sha256, written before this call.
+   * `gone` when the job no longer exists (expired or purged).
    */
   step(id: string, tenant: string, lane: number, finished: FinishedUrl | null, claim: boolean, now?: number): Promise<StepReply>
 
@@ -62,10 +64,18 @@ export interface JobStore {
   laneContext(id: string): Promise<{ options: JobOptions, tenant: string } | null>
 
   /**
-   * The stored body of one result and its content type, or why there is none. Changes nothing;
-   * one MULTI. 'no-job' also for a job of another tenant than `tenant`.
+   * The stored result of one index (null while it has none, or past the end), for the content
+   * route. Changes nothing; one MULTI. 'no-job' also for a job of another tenant than `tenant`.
    */
-  content(id: string, index: number, tenant?: string): Promise<{ body: Buffer, contentType: string | null } | 'no-content' | 'no-job'>
+  result(id: string, index: number, tenant?: string): Promise<StoredResult | null | 'no-job'>
+
+  /**
+   * Deletes every Redis key of the job (record, URLs, results, holds, history, callback body)
+   * in one DEL, so that it is missing everywhere at once. Assumes the job was ended first
+   * (`finish`), which gave back its tenant's pending count. Bodies and the retention schedule
+   * are the content store's (content/purge.ts). Idempotent.
+   */
+  purge(id: string): Promise<void>
 
   /**
    * Up to `count` (default 500) raw entries of the job's history after entry id `after`
@@ -119,12 +129,12 @@ export type StepReply =
   | { kind: 'fetch', index: number, url: string }
   | { kind: 'idle' }
   | { kind: 'over' }
+  | { kind: 'gone' }
 
 export interface FinishedUrl {
   index: number
+  /** With `sha256` set when its body is in the content store. */
   result: StoredResult
-  /** The body to keep (keepContent), else null. */
-  body: Buffer | null
 }
 
 const num = z.coerce.number().int()
@@ -172,6 +182,7 @@ export function unfinishedResult (state: 'cancelled' | 'failed', error: { messag
     error: state === 'cancelled'
       ? { code: 'CANCELLED', message: 'the job was cancelled before this URL finished' }
       : { code: 'INTERNAL', message: `not fetched: ${error?.message ?? 'the job failed'}` },
-    hasContent: false
+    hasContent: false,
+    sha256: null
   }
 }

@@ -9,7 +9,8 @@ export const ABORT_SHUTDOWN = 'worker-shutdown'
 export interface LaneDeps {
   step(jobId: string, tenant: string, lane: number, finished: FinishedUrl | null, claim: boolean): Promise<StepReply>
   laneContext(jobId: string): Promise<{ options: JobOptions, tenant: string } | null>
-  fetch(url: string, options: FetchOptions, signal: AbortSignal): Promise<PageResult>
+  /** Downloads one URL of the job; with `keepContent` its body goes to the content store under `key`. */
+  fetch(url: string, options: FetchOptions & { keepContent: boolean }, signal: AbortSignal, key: { jobId: string, index: number }): Promise<PageResult>
   /** Milliseconds a lane works before it goes to the back of the queue. */
   sliceMs: number
   /** True once the worker is shutting down: lanes take no new URL. */
@@ -42,17 +43,17 @@ export async function runLane (data: LaneData, deps: LaneDeps, signal: AbortSign
     const claim = !signal.aborted && !stopping && now() - started < deps.sliceMs
     const reply = await deps.step(data.jobId, tenant, data.lane, finished, claim)
     finished = null
-    if (reply.kind === 'over') return 'done'
+    if (reply.kind === 'over' || reply.kind === 'gone') return 'done'
     if (reply.kind === 'idle') {
       if (claim) return 'done'
       return stopping ? 'handback' : signal.aborted ? 'done' : 'yield'
     }
-    const page = await deps.fetch(reply.url, options, signal)
+    const page = await deps.fetch(reply.url, options, signal, { jobId: data.jobId, index: reply.index })
     if (signal.aborted) {
       // A cancelled job already counts this URL as cancelled; a shutdown leaves it held.
       return signal.reason === ABORT_SHUTDOWN ? 'handback' : 'done'
     }
-    finished = { index: reply.index, result: toStoredResult(page), body: page.body }
+    finished = { index: reply.index, result: toStoredResult(page) }
   }
 }
 
@@ -66,6 +67,7 @@ export function toStoredResult (page: PageResult): StoredResult {
     durationMs: Math.round(page.durationMs),
     attempts: page.attempts,
     error: page.error,
-    hasContent: page.ok && page.body !== null
+    hasContent: page.ok && page.sha256 !== null,
+    sha256: page.ok ? page.sha256 : null
   }
 }

@@ -4,23 +4,20 @@
   Input:
     KEYS[1] meta      hash: the job's state, timestamps, counters
     KEYS[2] urls      list: the URLs in input order
-    KEYS[3] results   hash: index -> result JSON
-    KEYS[4] content   hash: index -> body bytes
-    KEYS[5] held      hash: lane -> index the lane is fetching
-    KEYS[6] events    stream: the job's history
-    KEYS[7] pending   string: the tenant's count of pending URLs
+    KEYS[3] results   hash: index -> result JSON (bodies are in the content store, never here)
+    KEYS[4] held      hash: lane -> index the lane is fetching
+    KEYS[5] events    stream: the job's history
+    KEYS[6] pending   string: the tenant's count of pending URLs
 
     ARGV[1] lane      the lane's number
     ARGV[2] index     the index it finished; -1 for none
     ARGV[3] result    the result JSON of that index ('' for none)
     ARGV[4] outcome   succeeded | failed: the counter the result goes under
     ARGV[5] bytes     body bytes of that result
-    ARGV[6] body      the body to keep ('' when keep is 0)
-    ARGV[7] now       ms since the epoch
-    ARGV[8] ttl       ms a finished (or idle) job is kept
-    ARGV[9] channel   pub/sub channel told the id of a job that finishes
-    ARGV[10] claim    1: give me the next index; 0: I am stopping
-    ARGV[11] keep     1: store the body under KEYS[4]
+    ARGV[6] now       ms since the epoch
+    ARGV[7] ttl       ms a finished (or idle) job is kept
+    ARGV[8] channel   pub/sub channel told the id of a job that finishes
+    ARGV[9] claim     1: give me the next index; 0: I am stopping
 
   Output: {code, index, url}
     1   here is an index to fetch (and its URL)
@@ -34,19 +31,18 @@
   arrives after the job ended (cancelled, failed) changes nothing either.
   Job states are spelled here as in src/jobs/schemas.ts (JOB_STATES).
 ]]
-local meta, urls, results, content, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local meta, urls, results, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local lane, idx = ARGV[1], tonumber(ARGV[2])
-local now, ttl = tonumber(ARGV[7]), tonumber(ARGV[8])
+local now, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local state = redis.call('HGET', meta, 'state')
 if not state then return {-3} end
 if idx >= 0 then
   if state == 'running' and redis.call('HEXISTS', results, idx) == 0 then
     redis.call('HSET', results, idx, ARGV[3])
-    if ARGV[11] == '1' then redis.call('HSET', content, idx, ARGV[6]) end
     local done = redis.call('HINCRBY', meta, ARGV[4], 1)
     redis.call('HINCRBY', meta, 'bytes', ARGV[5])
     redis.call('HINCRBY', meta, 'running', -1)
-    redis.call('DECR', KEYS[7])
+    redis.call('DECR', KEYS[6])
     resultEvent(idx, ARGV[3])
     local other = ARGV[4] == 'succeeded' and 'failed' or 'succeeded'
     done = done + tonumber(redis.call('HGET', meta, other))
@@ -55,7 +51,7 @@ if idx >= 0 then
       redis.call('DEL', held)
       stateEvent()
       touch(ttl)
-      redis.call('PUBLISH', ARGV[9], redis.call('HGET', meta, 'id'))
+      redis.call('PUBLISH', ARGV[8], redis.call('HGET', meta, 'id'))
       return {2}
     end
   end
@@ -70,11 +66,11 @@ if state ~= 'running' then return {-1} end
 -- A live job never expires; its TTLs move forward when they have used up a tenth (60 s at most),
 -- or when a key created since the last move has none yet.
 if tonumber(redis.call('HGET', meta, 'expiresAt')) - now < ttl - math.min(60000, ttl / 10)
-  or redis.call('PTTL', results) == -1 or redis.call('PTTL', content) == -1 or redis.call('PTTL', held) == -1 then
+  or redis.call('PTTL', results) == -1 or redis.call('PTTL', held) == -1 then
   redis.call('HSET', meta, 'expiresAt', now + ttl)
   touch(ttl)
 end
-if ARGV[10] ~= '1' then return {0} end
+if ARGV[9] ~= '1' then return {0} end
 local h = redis.call('HGET', held, lane)
 if h then return {1, tonumber(h), redis.call('LINDEX', urls, h)} end
 local n = redis.call('HINCRBY', meta, 'next', 1) - 1

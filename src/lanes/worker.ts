@@ -2,11 +2,12 @@ import { DelayedError, WaitingError, Worker, type ConnectionOptions, type Job } 
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
+import type { ContentStore } from '../content/store.js'
 import { fetchPage } from '../fetcher/fetch-page.js'
 import { FETCH_QUEUE } from '../jobs/keys.js'
 import { laneJobId } from '../jobs/queue.js'
 import { laneDataSchema, type LaneData } from '../jobs/schemas.js'
-import type { JobStore } from '../jobs/store.js'
+import type { FinishedUrl, JobStore, StepReply } from '../jobs/store.js'
 import { ABORT_CANCELLED, ABORT_SHUTDOWN, runLane, type LaneDeps, type LaneOutcome } from './lane.js'
 
 export interface LaneWorkerDeps {
@@ -15,6 +16,8 @@ export interface LaneWorkerDeps {
   /** A connection for BullMQ (role `worker`); BullMQ duplicates it for its blocking reads. */
   connection: ConnectionOptions
   store: JobStore
+  /** Where bodies of `keepContent` jobs go as they stream in. */
+  content: ContentStore
   dispatcher: Dispatcher
 }
 
@@ -39,9 +42,11 @@ export function createLaneWorker (deps: LaneWorkerDeps): LaneWorker {
   const lanes = laneRegistry()
   let closing: Promise<void> | undefined
   const laneDeps: LaneDeps = {
-    step: deps.store.step,
+    step: (jobId, tenant, lane, finished, claim) => stepAndTidy(deps, jobId, tenant, lane, finished, claim),
     laneContext: deps.store.laneContext,
-    fetch: (url, options, signal) => fetchPage(deps.dispatcher, url, options, signal),
+    fetch: (url, options, signal, key) => fetchPage(deps.dispatcher, url, options, signal, options.keepContent
+      ? { sink: (chunks, meta, attempt) => deps.content.put(key, chunks, meta, { signal: attempt }) }
+      : {}),
     sliceMs: config.LANE_SLICE_MS,
     stopping: () => closing !== undefined
   }
@@ -64,6 +69,19 @@ export function createLaneWorker (deps: LaneWorkerDeps): LaneWorker {
     // BullMQ hands a second close() the first one's stuck promise, so it is not awaited.
     forceClose: () => { worker.close(true).catch(() => {}) }
   }
+}
+
+/**
+ * A step whose job has gone (purged, or expired) while its body was being stored: no result will
+ * ever name that body, and the purge may have swept the job's bodies before it was complete, so
+ * the job's bodies are removed once more.
+ */
+async function stepAndTidy (deps: LaneWorkerDeps, jobId: string, tenant: string, lane: number, finished: FinishedUrl | null, claim: boolean): Promise<StepReply> {
+  const reply = await deps.store.step(jobId, tenant, lane, finished, claim)
+  if (reply.kind === 'gone' && finished?.result.sha256 != null) {
+    await deps.content.deleteJob(jobId).catch((err: unknown) => deps.logger.warn({ err, jobId }, 'could not remove the body of a job that is gone'))
+  }
+  return reply
 }
 
 /** BullMQ's side of a lane: runs it, then moves its job to the back (yield) or front (handback) of the queue. */

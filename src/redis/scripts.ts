@@ -11,14 +11,14 @@ import type { ChainableCommander, Redis } from 'ioredis'
 
 const reply = <T>() => undefined as unknown as T
 
-const JOB_KEYS = ['meta', 'urls', 'results', 'content', 'held', 'events', 'pending'] as const
+const JOB_KEYS = ['meta', 'urls', 'results', 'held', 'events', 'pending'] as const
 
 export const SCRIPTS = {
   trawlStep: {
     file: '../lanes/step.lua',
     prelude: true,
     keys: JOB_KEYS,
-    argv: ['lane', 'index', 'result', 'outcome', 'bytes', 'body', 'now', 'ttl', 'channel', 'claim', 'keep'],
+    argv: ['lane', 'index', 'result', 'outcome', 'bytes', 'now', 'ttl', 'channel', 'claim'],
     reply: reply<Array<number | string>>()
   },
   trawlFinish: {

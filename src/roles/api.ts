@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
+import { createContentService } from '../content/service.js'
+import type { ContentStore } from '../content/store.js'
 import { createEventHub, type EventHub } from '../events/hub.js'
 import { createFinishWatcher } from '../events/finish-watcher.js'
 import { buildApp } from '../http/app.js'
@@ -19,7 +21,8 @@ export interface ApiRole {
   close(): Promise<void>
 }
 
-export async function startApi (config: Config, logger: Logger): Promise<ApiRole> {
+/** `shared.content`: a content store shared with the worker role of `trawl all`; closed by its owner. */
+export async function startApi (config: Config, logger: Logger, shared: { content?: ContentStore } = {}): Promise<ApiRole> {
   const redis = createRedis(config, 'producer', 'api')
   const subscriber = createRedis(config, 'subscriber', 'api-sub')
   const reader = createRedis(config, 'subscriber', 'api-events')
@@ -30,10 +33,12 @@ export async function startApi (config: Config, logger: Logger): Promise<ApiRole
   if (!await untilReady(redis)) logger.warn('Redis does not answer yet; requests get 503 until it does')
   const watcher = await createFinishWatcher(subscriber, store.channel)
   const hub = createEventHub(reader, redis, logger)
-  const app = await buildApp({ config, logger, redis, store, queues, watcher, hub })
+  const content = createContentService({ config, redis, logger, store: shared.content })
+  const app = await buildApp({ config, logger, redis, store, queues, watcher, hub, content })
   let closing: Promise<void> | undefined
   const close = () => (closing ??= (async () => {
     await app.close()
+    await content.close()
     await hub.close()
     await watcher.close()
     await queues.close()

@@ -3,6 +3,8 @@ import type { Logger } from 'pino'
 import { createCallbackWorker, type CallbackWorker } from '../callbacks/worker.js'
 import type { CallbackOutcome } from '../callbacks/processor.js'
 import type { Config } from '../config.js'
+import { createContentService } from '../content/service.js'
+import type { ContentStore } from '../content/store.js'
 import { createDispatcher } from '../fetcher/agent.js'
 import { createAddressGuard } from '../fetcher/guard.js'
 import { createCallbackRecords } from '../callbacks/record.js'
@@ -29,7 +31,11 @@ export interface WorkerRole {
 // After the grace period, how long the workers get to hand their lanes back before a forced close.
 const FORCE_AFTER_GRACE_MS = 5000
 
-export function startWorker (config: Config, logger: Logger): WorkerRole {
+/**
+ * `shared.content`: a content store shared with the API role of `trawl all`; closed by its
+ * owner. The worker role also runs the content retention sweeper.
+ */
+export function startWorker (config: Config, logger: Logger, shared: { content?: ContentStore } = {}): WorkerRole {
   const connection = createRedis(config, 'worker', 'worker')
   const storeRedis = createRedis(config, 'worker', 'worker-store')
   const storeOptions = { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS }
@@ -37,7 +43,8 @@ export function startWorker (config: Config, logger: Logger): WorkerRole {
   const callbackRecords = createCallbackRecords(storeRedis, storeOptions)
   // As many connections per origin as fetches in flight: a fetch waiting for a socket spends its deadline.
   const dispatcher = createDispatcher({ guard: createAddressGuard([...config.FETCH_ALLOW_CIDRS]), connections: config.WORKER_CONCURRENCY })
-  const deps = { config, logger: logger.child({ role: 'worker' }), connection, store, callbackRecords, dispatcher }
+  const content = createContentService({ config, redis: storeRedis, logger: logger.child({ role: 'worker' }), store: shared.content, sweep: true })
+  const deps = { config, logger: logger.child({ role: 'worker' }), connection, store, content: content.store, callbackRecords, dispatcher }
   const lanes = createLaneWorker(deps)
   const callbacks = createCallbackWorker(deps)
   const cancelWatch = startCancelWatch({ running: lanes.running, states: store.states, cancel: lanes.cancel, logger: deps.logger })
@@ -48,6 +55,7 @@ export function startWorker (config: Config, logger: Logger): WorkerRole {
     await closeWorkers(lanes, callbacks, graceMs, deps.logger)
     // Every lane has ended; destroy() also drops idle keep-alive sockets without waiting.
     await dispatcher.destroy()
+    await content.close()
     await closeRedis(storeRedis)
     await closeRedis(connection)
   })())
