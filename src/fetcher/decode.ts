@@ -77,8 +77,15 @@ export function readBody (body: Body, framing: BodyFraming, limits: BodyLimits, 
     return Promise.resolve({ ok: false, code: 'TOO_LARGE', message: `the body is ${declared} bytes, more than maxBytes (${limits.maxBytes})` })
   }
   const { sink } = target
-  if (sink !== null) return settle(() => intoSink(body, limits, counter, signal, { sink, contentType: target.contentType }), signal).finally(() => body.destroy())
+  if (sink !== null) return settle(() => intoSink(body, limits, counter, signal, { sink, contentType: target.contentType }), signal).finally(() => drop(body))
   return dropPlainBody(body, limits, counter)
+}
+
+/** Drops what is left of a body a sink gave up on without reading it (undici then errors it: caught here). */
+function drop (body: Body): void {
+  if (body.readableEnded) return
+  body.on('error', () => {})
+  body.destroy()
 }
 
 /**
