@@ -149,10 +149,13 @@ async function readDecodedBody (body: Body, codings: string[], limits: BodyLimit
   // decompression bomb stops at maxBytes because zlib honours backpressure.
   return await settle(async () => {
     let sha256: string | null = null
-    // The last stage's own error is the one that counts: pipeline may report the AbortError
-    // of the stage before it, destroyed as the last one gave up.
+    // The last stage's own error is the one that counts: pipeline may reject with the
+    // AbortError of the stage before it, destroyed as the last one gave up, while the sink is
+    // still removing what it wrote. So its end is awaited, then its error is the outcome.
     let stageError: { err: unknown } | null = null
-    const consume = async (decoded: AsyncIterable<Buffer>): Promise<void> => {
+    let consumed: Promise<void> | null = null
+    const consume = (decoded: AsyncIterable<Buffer>): Promise<void> => (consumed = consumeAll(decoded))
+    const consumeAll = async (decoded: AsyncIterable<Buffer>): Promise<void> => {
       try {
         if (sink !== null) {
           sha256 = await intoSink(decoded, limits, counter, signal, { sink, contentType: target.contentType })
@@ -169,6 +172,7 @@ async function readDecodedBody (body: Body, codings: string[], limits: BodyLimit
       // The typings of the array form know no function stage; the runtime takes one last.
       await pipeline([body, ...codings.map(decoderFor), consume] as unknown as NodeJS.ReadWriteStream[], { signal })
     } catch (err) {
+      await (consumed as Promise<void> | null)?.catch(() => {})
       throw stageError === null ? err : (stageError as { err: unknown }).err
     }
     return sha256
