@@ -87,7 +87,8 @@ export const contentRoutes: FastifyPluginAsyncZod<ContentRoutesDeps> = async fun
       reply.header('content-type', 'application/zip')
       reply.header('content-disposition', `attachment; filename="${id}.zip"`)
       reply.header('cache-control', 'no-store')
-      const open = (): Readable => archiveStream({ jobId: id, total, store: content, items: () => resultItems(store, id, request.tenant) })
+      // A small buffer on each side of archiver: a slow reader leaves little in memory.
+      const open = (): Readable => archiveStream({ jobId: id, total, store: content, items: () => resultItems(store, id, request.tenant) }, { highWaterMark: 256 * 1024 })
       return sendOrHead(request, reply, open)
     }
   })
