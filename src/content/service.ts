@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
@@ -30,6 +31,9 @@ export interface ContentServiceOptions {
   sweep?: boolean
 }
 
+/** Milliseconds a close waits for a retention sweep in progress. */
+const SWEEP_CLOSE_MS = 2000
+
 export function createContentService (options: ContentServiceOptions): ContentService {
   const { config, redis, logger } = options
   const store = options.store ?? createContentStore(contentStoreOptions(config))
@@ -41,7 +45,13 @@ export function createContentService (options: ContentServiceOptions): ContentSe
     store,
     retention,
     close: () => (closing ??= (async () => {
-      await sweeper?.close()
+      // A sweep waiting on a Redis that is away would hold the close: it is given up on (its
+      // lock spaces the next one; deletes are idempotent).
+      if (sweeper !== null) {
+        const giveUp = new AbortController()
+        await Promise.race([sweeper.close(), delay(SWEEP_CLOSE_MS, undefined, { ref: false, signal: giveUp.signal }).catch(() => {})])
+        giveUp.abort()
+      }
       if (options.store === undefined) await store.close()
     })())
   }

@@ -52,10 +52,12 @@ export function startWorker (config: Config, logger: Logger, shared: { content?:
   let closing: Promise<void> | undefined
   const close = (graceMs = config.SHUTDOWN_GRACE_MS) => (closing ??= (async () => {
     cancelWatch.close()
+    // No retention sweep starts from here on; one in progress is waited for at most briefly.
+    const contentClosed = content.close()
     await closeWorkers(lanes, callbacks, graceMs, deps.logger)
     // Every lane has ended; destroy() also drops idle keep-alive sockets without waiting.
     await dispatcher.destroy()
-    await content.close()
+    await contentClosed
     await closeRedis(storeRedis)
     await closeRedis(connection)
   })())
