@@ -145,38 +145,30 @@ async function settle (read: () => Promise<string | null>, signal: AbortSignal, 
 
 async function readDecodedBody (body: Body, codings: string[], limits: BodyLimits, counter: { bytes: number }, signal: AbortSignal, target: BodyTarget): Promise<BodyOutcome> {
   const { sink } = target
-  // pipeline destroys every stage on failure: the body is not read any further, and a
-  // decompression bomb stops at maxBytes because zlib honours backpressure.
+  let last: Promise<string | null> = Promise.resolve(null)
+  // The last stage: the decoded bytes into the sink, or counted and dropped.
+  const consume = (decoded: AsyncIterable<Buffer>): Promise<string | null> => (last = sink !== null
+    ? intoSink(decoded, limits, counter, signal, { sink, contentType: target.contentType })
+    : drain(capped(decoded, limits, counter)))
   return await settle(async () => {
-    let sha256: string | null = null
-    // The last stage's own error is the one that counts: pipeline may reject with the
-    // AbortError of the stage before it, destroyed as the last one gave up, while the sink is
-    // still removing what it wrote. So its end is awaited, then its error is the outcome.
-    let stageError: { err: unknown } | null = null
-    let consumed: Promise<void> | null = null
-    const consume = (decoded: AsyncIterable<Buffer>): Promise<void> => (consumed = consumeAll(decoded))
-    const consumeAll = async (decoded: AsyncIterable<Buffer>): Promise<void> => {
-      try {
-        if (sink !== null) {
-          sha256 = await intoSink(decoded, limits, counter, signal, { sink, contentType: target.contentType })
-          return
-        }
-        const drained = capped(decoded, limits, counter)
-        while (!(await drained.next()).done);
-      } catch (err) {
-        stageError = { err }
-        throw err
-      }
-    }
     try {
-      // The typings of the array form know no function stage; the runtime takes one last.
+      // pipeline destroys every stage on failure: the body is not read any further, and a
+      // decompression bomb stops at maxBytes because zlib honours backpressure. The typings of
+      // the array form know no function stage; the runtime takes one last.
       await pipeline([body, ...codings.map(decoderFor), consume] as unknown as NodeJS.ReadWriteStream[], { signal })
     } catch (err) {
-      await (consumed as Promise<void> | null)?.catch(() => {})
-      throw stageError === null ? err : (stageError as { err: unknown }).err
+      // pipeline may reject with the AbortError of the stage before the last, destroyed as the
+      // last gave up, while the sink still removes what it wrote: the last stage's end decides.
+      const own = await last.then(() => null, (e: unknown) => ({ e }))
+      throw own === null ? err : own.e
     }
-    return sha256
+    return await last
   }, signal, codings)
+}
+
+async function drain (chunks: AsyncGenerator<Buffer>): Promise<null> {
+  while (!(await chunks.next()).done);
+  return null
 }
 
 /** The codings to undo, outermost first; [] when there is nothing trawl can decode. */
