@@ -16,7 +16,7 @@ const TENANT = 'team-a'
 let jobNo = 0
 
 const ok = (status = 200): StoredResult => ({
-  state: 'succeeded', status, finalUrl: null, contentType: 'text/plain', bytes: 5, durationMs: 1, attempts: 1, error: null, hasContent: false
+  state: 'succeeded', status, finalUrl: null, contentType: 'text/plain', bytes: 5, durationMs: 1, attempts: 1, error: null, hasContent: false, sha256: null
 })
 
 /** A job of `n` URLs created by the real store, its URLs admitted for its tenant, and script callers. */
@@ -38,12 +38,10 @@ async function setup (t: Test, n: number) {
       result: result ? JSON.stringify(result) : '',
       outcome: result?.state === 'succeeded' ? 'succeeded' : 'failed',
       bytes: result?.bytes ?? 0,
-      body: '',
       now: Date.now(),
       ttl: TTL_MS,
       channel: store.channel,
       claim: claim ? '1' : '0',
-      keep: '0',
       park: '',
       host: '',
       skip: '',
