@@ -694,7 +694,7 @@ async function runGetO (w: Workload, contenders: Contender[], target: Target, re
   const parallel = w.parallel ?? 16
   const goTrawl = async (): Promise<number> => {
     const r = await trawlGet(c.proc.origin, lists.trawl, await lists.freshDir('trawl'), w.concurrency, parallel)
-    if (r.jobId !== null) await dropJob(redis, c.proc.prefix, r.jobId)
+    if (r.jobId !== null) await dropJob(redis, c.proc, r.jobId)
     if (r.exitCode !== 0 || r.files !== w.count) {
       trawl.failures++
       log(`  ! trawl get: exit ${r.exitCode}, ${r.files} of ${w.count} files`)
