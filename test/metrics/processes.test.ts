@@ -46,7 +46,7 @@ t.test('trawl worker and trawl api: each /metrics passes promtool and counts its
   const api = spawnTrawl(t, 'api', { ...env, PORT: String(apiPort) })
   const listening = await waitForLog(worker, /worker endpoints listening/)
   t.equal(listening.address, `http://127.0.0.1:${metricsPort}`, 'the worker says where its endpoints are')
-  await waitForLog(api, /api listening/)
+  await waitForLog(api, /trawl is up/)
   const apiUrl = `http://127.0.0.1:${apiPort}`
   const workerUrl = `http://127.0.0.1:${metricsPort}`
 
@@ -88,7 +88,7 @@ t.test('trawl all: one set of metrics, role all, on the API port', async (t) => 
   const prefix = testPrefix(t, 'metrics-all')
   const port = await freePort()
   const all = spawnTrawl(t, 'all', testEnv(prefix, { LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1' }))
-  await waitForLog(all, /api listening/)
+  await waitForLog(all, /trawl is up/)
   const base = `http://127.0.0.1:${port}`
   const post = await fetch(`${base}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ urls: [gate.url('/fast/a'), gate.url('/fast/b')] }) })
   const job = await post.json() as { id: string }
