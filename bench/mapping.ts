@@ -166,7 +166,7 @@ async function main (): Promise<void> {
         laneContext: s.laneContext,
         fetch: async (url): Promise<PageResult> => {
           const r = await work(processor, url)
-          return { ok: true, status: r.status, finalUrl: url, contentType: 'text/html', bytes: r.bytes, body: null, error: null, attempts: 1, durationMs: 1 }
+          return { ok: true, status: r.status, finalUrl: url, contentType: 'text/html', bytes: r.bytes, sha256: null, error: null, attempts: 1, durationMs: 1 }
         },
         sliceMs: 600_000,
         stopping: () => false

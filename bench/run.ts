@@ -275,12 +275,12 @@ const WORKLOADS: Workload[] = [
     latencyMs: 0,
     concurrency: 50,
     workerConcurrency: 50,
-    keepContent: false,
+    keepContent: true,
     maxBytes: 25 * MB,
     timeoutMs: 120_000,
     runs: runs(3),
     warmupCount: 10,
-    note: ', keepContent:false',
+    note: ', keepContent (bodies stream into the fs content store)',
     goal: {
       text: 'worker peak RSS < 300 MB',
       check: (s) => { const peak = Math.max(...s.peakRss); return { value: mb(peak), pass: peak < 300 * MB } }
@@ -463,8 +463,11 @@ function bodyOf (w: Workload, urls: readonly string[]): string {
   return JSON.stringify({ urls, options })
 }
 
-async function dropJob (redis: Redis, prefix: string, id: string): Promise<void> {
-  await redis.unlink(...keyList(jobKeys(prefix, id)))
+/** The job's bodies and keys go: purged through the API, and its keys unlinked for an older checkout. */
+async function dropJob (redis: Redis, proc: TrawlProcess, id: string): Promise<void> {
+  await proc.purge(id).catch(() => {})
+  const keys = jobKeys(proc.prefix, id)
+  await redis.unlink(...keyList(keys), keys.meta.replace(/:meta$/, ':content'))
 }
 
 function emptySide (name: string): SideResult {
@@ -524,7 +527,7 @@ async function runFetch (w: Workload, contenders: Contender[], target: Target, r
         side.failures++
         log(`  ! ${c.name} run ${round + 1}: state ${t.doc.state}, counts ${JSON.stringify(counts)}`)
       }
-      await dropJob(redis, c.proc.prefix, t.doc.id)
+      await dropJob(redis, c.proc, t.doc.id)
       return t.ms
     }
   }))
@@ -576,7 +579,7 @@ async function runFetch (w: Workload, contenders: Contender[], target: Target, r
     // Warm-up, not measured: JIT, connections and Redis scripts, on every side.
     for (const c of contenders) {
       const warm = await c.proc.run(bodyOf(w, warmUrls))
-      await dropJob(redis, c.proc.prefix, warm.doc.id)
+      await dropJob(redis, c.proc, warm.doc.id)
     }
     await bareLoop(agent, warmUrls, bareConcurrency, w.keepContent)
     if (curl !== null) await curlLoop(warmCurlFile, w.concurrency)
@@ -653,7 +656,7 @@ async function runPost (w: Workload, contenders: Contender[], target: Target, re
       await c.proc.cancel(id)
       await c.proc.waitFinal(id)
       await sleep(300)
-      await dropJob(redis, c.proc.prefix, id)
+      await dropJob(redis, c.proc, id)
       if (round < 0) continue
       side.postMs.push(postMs)
       side.peakRss.push(c.proc.rss.peak())
@@ -691,7 +694,7 @@ async function runGetO (w: Workload, contenders: Contender[], target: Target, re
   const parallel = w.parallel ?? 16
   const goTrawl = async (): Promise<number> => {
     const r = await trawlGet(c.proc.origin, lists.trawl, await lists.freshDir('trawl'), w.concurrency, parallel)
-    if (r.jobId !== null) await dropJob(redis, c.proc.prefix, r.jobId)
+    if (r.jobId !== null) await dropJob(redis, c.proc, r.jobId)
     if (r.exitCode !== 0 || r.files !== w.count) {
       trawl.failures++
       log(`  ! trawl get: exit ${r.exitCode}, ${r.files} of ${w.count} files`)

@@ -55,7 +55,8 @@ function batcher (redis: Redis): (args: Array<string | number>) => Promise<Array
 
 async function runMany (redis: Redis, id: string, k: number, fetch: Fetch): Promise<void> {
   const k0 = jobKeys(PREFIX, id)
-  const keys = [k0.meta, k0.urls, k0.results, k0.content, k0.held, k0.events, tenantPendingKey(PREFIX, 'open')]
+  // step-many.lua predates bodies leaving Redis: it still takes a content key (never written here).
+  const keys = [k0.meta, k0.urls, k0.results, k0.meta.replace(/:meta$/, ':content'), k0.held, k0.events, tenantPendingKey(PREFIX, 'open')]
   const call = batcher(redis)
   const lane = async (n: number): Promise<void> => {
     let reports: Array<string | number> = []
@@ -76,11 +77,11 @@ async function runMany (redis: Redis, id: string, k: number, fetch: Fetch): Prom
 
 async function runStep (store: ReturnType<typeof createJobStore>, id: string, fetch: Fetch): Promise<void> {
   const lane = async (n: number): Promise<void> => {
-    let finished: { index: number, result: StoredResult, body: null } | null = null
+    let finished: { index: number, result: StoredResult } | null = null
     for (;;) {
       const reply = await store.step(id, 'open', n, finished, true)
       if (reply.kind !== 'fetch') return
-      finished = { index: reply.index, result: await fetch(reply.url), body: null }
+      finished = { index: reply.index, result: await fetch(reply.url) }
     }
   }
   await Promise.all(Array.from({ length: C }, (_, n) => lane(n)))
@@ -101,7 +102,7 @@ async function main (): Promise<void> {
     const res = await request(url, { dispatcher: agent })
     let bytes = 0
     for await (const chunk of res.body) bytes += (chunk as Buffer).length
-    return { state: 'succeeded', status: res.statusCode, finalUrl: url, contentType: 'text/html', bytes, durationMs: Math.round(performance.now() - t0), attempts: 1, error: null, hasContent: false }
+    return { state: 'succeeded', status: res.statusCode, finalUrl: url, contentType: 'text/html', bytes, durationMs: Math.round(performance.now() - t0), attempts: 1, error: null, hasContent: false, sha256: null }
   }
   const urls = Array.from({ length: N }, (_, i) => target.url(2000, 0, i))
   const variants = ['step', ...KS.map((k) => `many-${k}`)]

@@ -75,20 +75,23 @@ async function serve (role: Role, config: Config): Promise<void> {
 
 /** The API (which tells where it is, first), then the worker; each close joins `closers`. */
 async function startRoles (role: Role, config: Config, logger: Logger, hold: StartupHold, closers: Array<() => Promise<void>>): Promise<void> {
-  const [{ logWhereabouts }, { startApi }, { startWorker, startWorkerEndpoints }, { createMetrics }] = await Promise.all([
-    import('./logger.js'), import('./roles/api.js'), import('./roles/worker.js'), import('./metrics/metrics.js')
+  const [{ logWhereabouts }, { startApi }, { startWorker, startWorkerEndpoints }, { createMetrics }, { createContentStore, contentStoreOptions }] = await Promise.all([
+    import('./logger.js'), import('./roles/api.js'), import('./roles/worker.js'), import('./metrics/metrics.js'), import('./content/index.js')
   ])
   // One set of metrics per process: `trawl all` counts both halves into one, served on the API's port.
   const metrics = createMetrics({ role })
+  // `trawl all`: the API and the worker share one content store (one set of clients), closed last.
+  const content = role === 'all' ? createContentStore(contentStoreOptions(config)) : undefined
+  if (content !== undefined) closers.unshift(() => content.close())
   if (role !== 'worker') {
-    const api = await startApi(config, logger, { metrics })
+    const api = await startApi(config, logger, { metrics, content })
     closers.unshift(api.close)
     const address = await api.app.listen({ port: config.PORT, host: config.HOST })
     hold.release(() => logWhereabouts(logger, { address, redisUrl: config.REDIS_URL, contentStore: contentStoreText(config) }))
   }
   hold.release() // a worker alone has no address to tell
   if (role === 'api') return
-  const worker = startWorker(config, logger, { metrics })
+  const worker = startWorker(config, logger, { metrics, content })
   closers.unshift(worker.close)
   logger.info({ concurrency: config.WORKER_CONCURRENCY, prefix: config.REDIS_PREFIX }, 'worker started')
   if (role === 'worker') {

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent, request } from 'undici'
 import { FINAL_JOB_STATES } from '../../src/jobs/schemas.js'
@@ -93,6 +95,8 @@ export interface TrawlOptions {
   /** The checkout whose src/main.ts runs, e.g. a second one for --ab; this one by default. */
   root?: string
   env?: Record<string, string>
+  /** `all` (the default) or `api` alone, e.g. to measure the API's memory by itself. */
+  role?: 'all' | 'api'
 }
 
 export interface TrawlProcess {
@@ -110,6 +114,8 @@ export interface TrawlProcess {
   submit (body: string): Promise<{ id: string, postMs: number }>
   waitFinal (id: string): Promise<JobDoc>
   cancel (id: string): Promise<void>
+  /** DELETE ?purge=true: the job and its bodies go (an older checkout may only cancel it). */
+  purge (id: string): Promise<void>
   /** Times one job from POST to its final state. */
   run (body: string): Promise<TrawlRun>
   stop (): Promise<void>
@@ -131,9 +137,11 @@ export async function startTrawl (opts: TrawlOptions): Promise<TrawlProcess> {
     SHUTDOWN_GRACE_MS: '1000',
     // Every workload but the hosts ones targets one host (127.0.0.1): no per-host cap there.
     HOST_CONCURRENCY: '0',
+    // Bodies go to a folder of this process's own, removed when it stops (unless given).
+    ...(opts.env?.CONTENT_DIR === undefined ? { CONTENT_DIR: mkdtempSync(join(tmpdir(), 'trawl-bench-content-')) } : {}),
     ...opts.env
   }
-  const child: ChildProcess = track(spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts', 'all'], {
+  const child: ChildProcess = track(spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts', opts.role ?? 'all'], {
     cwd: opts.root ?? ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe']
@@ -210,6 +218,10 @@ export async function startTrawl (opts: TrawlOptions): Promise<TrawlProcess> {
     }
   }
 
+  async function purge (id: string): Promise<void> {
+    await json<unknown>('DELETE', `/jobs/${id}?purge=true`)
+  }
+
   async function cancel (id: string): Promise<void> {
     const res = await json<unknown>('DELETE', `/jobs/${id}`)
     if (res.status !== 200 && res.status !== 409) throw new Error(`DELETE /jobs/${id} answered ${res.status}`)
@@ -234,6 +246,7 @@ export async function startTrawl (opts: TrawlOptions): Promise<TrawlProcess> {
       await exited
       clearTimeout(timer)
     }
+    if (opts.env?.CONTENT_DIR === undefined) rmSync(env.CONTENT_DIR ?? '', { recursive: true, force: true })
   })())
 
   return {
@@ -246,6 +259,7 @@ export async function startTrawl (opts: TrawlOptions): Promise<TrawlProcess> {
     submit,
     waitFinal,
     cancel,
+    purge,
     run,
     stop
   }

@@ -4,54 +4,16 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Agent } from 'undici'
+import { bodyFileName } from '../content/names.js'
 import type { ResultItem } from './documents.js'
 import type { TrawlClient } from './http.js'
 
-const EXTENSIONS: Record<string, string> = {
-  'text/html': '.html',
-  'application/xhtml+xml': '.html',
-  'text/plain': '.txt',
-  'text/css': '.css',
-  'text/csv': '.csv',
-  'text/javascript': '.js',
-  'application/javascript': '.js',
-  'application/json': '.json',
-  'application/xml': '.xml',
-  'text/xml': '.xml',
-  'application/pdf': '.pdf',
-  'image/png': '.png',
-  'image/jpeg': '.jpg',
-  'image/gif': '.gif',
-  'image/svg+xml': '.svg',
-  'image/webp': '.webp'
-}
-const MAX_SLUG = 120
-
 /**
- * A file name for a result that is safe on any file system and cannot leave the directory:
- * the zero-padded index (unique within the job), then host and path with every run of other
- * characters than `A-Za-z0-9._` turned into `-`, then an extension from the content type,
- * e.g. `000-en.wikipedia.org-wiki-PHP.html`.
+ * A file name for a result that is safe on any file system and cannot leave the directory, the
+ * same as the body's entry in the job's archive (content/names.ts), e.g.
+ * `000-en.wikipedia.org-wiki-PHP.html`.
  */
-export function fileNameFor (index: number, total: number, url: string, contentType: string | null): string {
-  const width = Math.max(3, String(Math.max(0, total - 1)).length)
-  let slug = ''
-  try {
-    const parsed = new URL(url)
-    let path = parsed.pathname + parsed.search
-    try {
-      path = decodeURIComponent(path)
-    } catch {}
-    slug = parsed.hostname + path
-  } catch {
-    slug = url
-  }
-  slug = slug.replace(/[^A-Za-z0-9._]+/g, '-').replace(/\.{2,}/g, '.').replace(/^[-.]+|[-.]+$/g, '').slice(0, MAX_SLUG).replace(/[-.]+$/, '')
-  const mime = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
-  const ext = EXTENSIONS[mime] ?? ''
-  const name = `${String(index).padStart(width, '0')}${slug ? `-${slug}` : ''}`
-  return name.toLowerCase().endsWith(ext) ? name : name + ext
-}
+export const fileNameFor = bodyFileName
 
 /** Bodies downloaded at once by `-o` unless `--parallel` says otherwise. */
 export const DEFAULT_PARALLEL = 16

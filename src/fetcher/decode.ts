@@ -1,4 +1,4 @@
-import { Transform, Writable } from 'node:stream'
+import { Transform } from 'node:stream'
 import type { TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import zlib from 'node:zlib'
@@ -7,7 +7,8 @@ import type { ResultErrorCode } from '../jobs/result-codes.js'
 
 /**
  * Reading a body under its size cap: undoing the content codings trawl asks for (gzip, deflate
- * zlib-wrapped or raw, br), counting decoded bytes, and keeping or dropping them as they stream.
+ * zlib-wrapped or raw, br), counting decoded bytes, and streaming them into a sink (the content
+ * store) or dropping them as they come. No body is ever held whole here.
  */
 
 /** The `accept-encoding` of every request: exactly the codings `decoderFor` can undo. */
@@ -23,14 +24,22 @@ export interface BodyFraming {
 export interface BodyLimits {
   /** Cap on the decoded body in bytes; past it reading stops with `TOO_LARGE`. */
   maxBytes: number
-  /** Keep the decoded bytes; when false they are counted and dropped. */
-  keepContent: boolean
 }
+
+/**
+ * Where a body to keep goes, as it is decoded: `sink` reads `chunks` (the decoded bytes, under
+ * the cap) at its own pace and resolves with the stored body's sha256 once it has all of it.
+ * When `chunks` throws (the body failed: cap, decoding, transport, abort), the sink must reject
+ * with that same error and keep nothing; any other rejection is the sink's own failure and
+ * ends the body `STORAGE_FAILED`. `signal` is the attempt's (deadline and caller): the sink
+ * stops when it aborts. content/ContentStore.put keeps exactly this promise.
+ */
+export type BodySink = (chunks: AsyncIterable<Buffer>, meta: { contentType: string | null }, signal: AbortSignal) => Promise<{ sha256: string }>
 
 /** The body read whole, or why reading stopped; aborts and transport faults are thrown instead. */
 export type BodyOutcome =
-  | { ok: true, body: Buffer | null }
-  | { ok: false, code: Extract<ResultErrorCode, 'TOO_LARGE' | 'NETWORK'>, message: string }
+  | { ok: true, sha256: string | null }
+  | { ok: false, code: Extract<ResultErrorCode, 'TOO_LARGE' | 'NETWORK' | 'STORAGE_FAILED'>, message: string }
 
 type Body = Dispatcher.ResponseData['body']
 
@@ -38,63 +47,128 @@ class TooLargeError extends Error {
   readonly code = 'TOO_LARGE'
 }
 
+/** The sink failed on its own (not because the body did): STORAGE_FAILED. */
+class SinkError extends Error {
+  constructor (readonly inner: unknown) {
+    super(inner instanceof Error ? inner.message : String(inner))
+  }
+}
+
 const tooLarge = (maxBytes: number): string => `the decoded body exceeds maxBytes (${maxBytes})`
+
+/** Where the decoded bytes go: a sink (kept) or nowhere (counted and dropped). */
+export interface BodyTarget {
+  sink: BodySink | null
+  contentType: string | null
+}
 
 /**
  * Reads `body` whole, decoded, adding the decoded bytes to `counter.bytes` as they arrive (so
- * a failure reports how far it got). `signal` is the request's: its abort rejects.
+ * a failure reports how far it got), into `target.sink` when there is one. `signal` is the
+ * request's: its abort rejects.
  */
-export function readBody (body: Body, framing: BodyFraming, limits: BodyLimits, counter: { bytes: number }, signal: AbortSignal): Promise<BodyOutcome> {
+export function readBody (body: Body, framing: BodyFraming, limits: BodyLimits, counter: { bytes: number }, signal: AbortSignal, target: BodyTarget = { sink: null, contentType: null }): Promise<BodyOutcome> {
   // Not async: on the hot path (a small plain page) every extra async frame costs measurable CPU.
   const codings = contentCodings(framing.contentEncoding)
-  if (codings.length > 0) return readDecodedBody(body, codings, limits, counter, signal)
+  if (codings.length > 0) return readDecodedBody(body, codings, limits, counter, signal, target)
   const declared = Number(framing.contentLength ?? NaN)
   if (declared > limits.maxBytes) {
     body.destroy()
     return Promise.resolve({ ok: false, code: 'TOO_LARGE', message: `the body is ${declared} bytes, more than maxBytes (${limits.maxBytes})` })
   }
-  return readPlainBody(body, limits, counter)
+  const { sink } = target
+  if (sink !== null) return settle(() => intoSink(body, limits, counter, signal, { sink, contentType: target.contentType }), signal).finally(() => drop(body))
+  return dropPlainBody(body, limits, counter)
+}
+
+/** Drops what is left of a body a sink gave up on without reading it (undici then errors it: caught here). */
+function drop (body: Body): void {
+  if (body.readableEnded) return
+  body.on('error', () => {})
+  body.destroy()
 }
 
 /**
- * A body with no content coding, read with a plain loop: a stream pipeline costs about as much
- * CPU per small page as the rest of the fetch (bench/fetch-micro.ts). The request's signal
- * destroys the body on abort, and leaving the loop early destroys it too.
+ * A body with no content coding and nowhere to go, read with a plain loop: a stream pipeline
+ * costs about as much CPU per small page as the rest of the fetch (bench/fetch-micro.ts). The
+ * request's signal destroys the body on abort, and leaving the loop early destroys it too.
  */
-async function readPlainBody (body: Body, limits: BodyLimits, counter: { bytes: number }): Promise<BodyOutcome> {
-  const chunks: Buffer[] = []
+async function dropPlainBody (body: Body, limits: BodyLimits, counter: { bytes: number }): Promise<BodyOutcome> {
   for await (const chunk of body as AsyncIterable<Buffer>) {
     counter.bytes += chunk.length
     if (counter.bytes > limits.maxBytes) return { ok: false, code: 'TOO_LARGE', message: tooLarge(limits.maxBytes) }
-    if (limits.keepContent) chunks.push(chunk)
   }
-  return { ok: true, body: !limits.keepContent ? null : chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, counter.bytes) }
+  return { ok: true, sha256: null }
 }
 
-async function readDecodedBody (body: Body, codings: string[], limits: BodyLimits, counter: { bytes: number }, signal: AbortSignal): Promise<BodyOutcome> {
-  const chunks: Buffer[] = []
-  const sink = new Writable({
-    write (chunk: Buffer, _enc, cb) {
-      counter.bytes += chunk.length
-      if (counter.bytes > limits.maxBytes) {
-        cb(new TooLargeError(tooLarge(limits.maxBytes)))
-        return
-      }
-      if (limits.keepContent) chunks.push(chunk)
-      cb()
+/** Counts the decoded chunks as they pass, and stops with TooLargeError past the cap. */
+async function * capped (source: AsyncIterable<Buffer>, limits: BodyLimits, counter: { bytes: number }): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    counter.bytes += chunk.length
+    if (counter.bytes > limits.maxBytes) throw new TooLargeError(tooLarge(limits.maxBytes))
+    yield chunk
+  }
+}
+
+/** Streams the decoded bytes into the sink; a rejection that is not the body's own is a SinkError. */
+async function intoSink (source: AsyncIterable<Buffer>, limits: BodyLimits, counter: { bytes: number }, signal: AbortSignal, target: BodyTarget & { sink: BodySink }): Promise<string> {
+  let bodyError: { err: unknown } | null = null
+  async function * watched (): AsyncGenerator<Buffer> {
+    try {
+      yield * capped(source, limits, counter)
+    } catch (err) {
+      bodyError = { err }
+      throw err
     }
-  })
+  }
   try {
-    // pipeline destroys every stage on failure: the body is not read any further, and a
-    // decompression bomb stops at maxBytes because zlib honours backpressure.
-    await pipeline([body, ...codings.map(decoderFor), sink], { signal })
+    return (await target.sink(watched(), { contentType: target.contentType }, signal)).sha256
+  } catch (err) {
+    if (bodyError !== null) throw (bodyError as { err: unknown }).err
+    if (signal.aborted) throw signal.reason
+    throw new SinkError(err)
+  }
+}
+
+/** The outcome of a read into a sink: TOO_LARGE, STORAGE_FAILED, decode errors as outcomes; the rest thrown. */
+async function settle (read: () => Promise<string | null>, signal: AbortSignal, codings: string[] = []): Promise<BodyOutcome> {
+  try {
+    return { ok: true, sha256: await read() }
   } catch (err) {
     if (err instanceof TooLargeError) return { ok: false, code: 'TOO_LARGE', message: err.message }
     if (signal.aborted) throw err
+    if (err instanceof SinkError) return { ok: false, code: 'STORAGE_FAILED', message: `the body could not be stored: ${err.message}` }
     if (isDecodeError(err)) return { ok: false, code: 'NETWORK', message: `the ${codings.join(', ')} body could not be decoded: ${(err as Error).message}` }
     throw err
   }
-  return { ok: true, body: limits.keepContent ? Buffer.concat(chunks, counter.bytes) : null }
+}
+
+async function readDecodedBody (body: Body, codings: string[], limits: BodyLimits, counter: { bytes: number }, signal: AbortSignal, target: BodyTarget): Promise<BodyOutcome> {
+  const { sink } = target
+  let last: Promise<string | null> = Promise.resolve(null)
+  // The last stage: the decoded bytes into the sink, or counted and dropped.
+  const consume = (decoded: AsyncIterable<Buffer>): Promise<string | null> => (last = sink !== null
+    ? intoSink(decoded, limits, counter, signal, { sink, contentType: target.contentType })
+    : drain(capped(decoded, limits, counter)))
+  return await settle(async () => {
+    try {
+      // pipeline destroys every stage on failure: the body is not read any further, and a
+      // decompression bomb stops at maxBytes because zlib honours backpressure. The typings of
+      // the array form know no function stage; the runtime takes one last.
+      await pipeline([body, ...codings.map(decoderFor), consume] as unknown as NodeJS.ReadWriteStream[], { signal })
+    } catch (err) {
+      // pipeline may reject with the AbortError of the stage before the last, destroyed as the
+      // last gave up, while the sink still removes what it wrote: the last stage's end decides.
+      const own = await last.then(() => null, (e: unknown) => ({ e }))
+      throw own === null ? err : own.e
+    }
+    return await last
+  }, signal, codings)
+}
+
+async function drain (chunks: AsyncGenerator<Buffer>): Promise<null> {
+  while (!(await chunks.next()).done);
+  return null
 }
 
 /** The codings to undo, outermost first; [] when there is nothing trawl can decode. */

@@ -3,7 +3,7 @@ import { request } from 'undici'
 import type { Dispatcher } from 'undici'
 import type { ResultErrorCode } from '../jobs/result-codes.js'
 import { classify } from './classify.js'
-import { ACCEPT_ENCODING, readBody } from './decode.js'
+import { ACCEPT_ENCODING, readBody, type BodySink } from './decode.js'
 import { isHttpUrl, isRedirectStatus, nextHop } from './redirects.js'
 import { isRetryableStatus, parseRetryAfter, retryWaitMs } from './retry.js'
 
@@ -26,8 +26,6 @@ export interface FetchOptions {
    * coding trawl can decode lets it count and store decoded bytes.
    */
   headers: Record<string, string>
-  /** Keep the body in `PageResult.body`; when false the body is counted and dropped as it streams. */
-  keepContent: boolean
   /** Extra attempts after a retryable failure (network fault, timeout, 408, 429, 5xx). */
   retries: number
   /**
@@ -48,8 +46,8 @@ export interface PageResult {
   contentType: string | null
   /** Decoded body bytes read by the last attempt (for a failure, as far as it got). */
   bytes: number
-  /** The decoded body, only when `ok` and `keepContent`. */
-  body: Buffer | null
+  /** Hex sha256 of the stored body: only when `ok` and the body went into `hooks.sink`. */
+  sha256: string | null
   error: { code: ResultErrorCode, message: string } | null
   /** Attempts made; 0 when the signal was aborted before the first. */
   attempts: number
@@ -67,6 +65,12 @@ export interface FetchHooks {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>
   /** A number in [0, 1) for the backoff's jitter. @defaultValue Math.random */
   random?: () => number
+  /**
+   * Where a 2xx body goes as it is decoded (the content store, for `keepContent`), under the
+   * attempt's deadline and signal; each attempt streams into it anew. Without one the body is
+   * counted and dropped. A sink's own failure ends the URL `STORAGE_FAILED`, not retried.
+   */
+  sink?: BodySink
 }
 
 interface AttemptResult extends Omit<PageResult, 'attempts' | 'durationMs'> {
@@ -90,7 +94,7 @@ class DeadlineError extends Error {
 
 function failure (p: Progress, code: ResultErrorCode, message: string, retryable = false): AttemptResult {
   const { status, finalUrl, contentType, bytes } = p
-  return { ok: false, status, finalUrl, contentType, bytes, body: null, error: { code, message }, retryable }
+  return { ok: false, status, finalUrl, contentType, bytes, sha256: null, error: { code, message }, retryable }
 }
 
 const defaultSleep = async (ms: number, signal: AbortSignal): Promise<void> => {
@@ -119,7 +123,7 @@ export async function fetchPage (
   if (signal.aborted) return done(failure(fresh(), 'CANCELLED', 'cancelled before the download started'), 0)
 
   for (let attempts = 1; ; attempts++) {
-    const result = await attemptOnce(dispatcher, url, opts, signal)
+    const result = await attemptOnce(dispatcher, url, opts, signal, hooks.sink ?? null)
     if (opts.hostPauses === true && result.hostPause === true) {
       return { ...done(result, attempts), pause: result.retryAfterMs === undefined ? {} : { retryAfterMs: result.retryAfterMs } }
     }
@@ -138,7 +142,7 @@ export async function fetchPage (
 const fresh = (): Progress => ({ status: null, finalUrl: null, contentType: null, bytes: 0 })
 
 /** One attempt: every redirect hop, headers and body, under one deadline. */
-async function attemptOnce (dispatcher: Dispatcher, startUrl: string, opts: FetchOptions, signal: AbortSignal): Promise<AttemptResult> {
+async function attemptOnce (dispatcher: Dispatcher, startUrl: string, opts: FetchOptions, signal: AbortSignal, sink: BodySink | null): Promise<AttemptResult> {
   const p = fresh()
   let url: URL
   try {
@@ -155,7 +159,7 @@ async function attemptOnce (dispatcher: Dispatcher, startUrl: string, opts: Fetc
   const onAbort = (): void => ac.abort(signal.reason)
   signal.addEventListener('abort', onAbort, { once: true })
   try {
-    return await followHops(dispatcher, url, opts, p, ac.signal)
+    return await followHops(dispatcher, url, opts, p, ac.signal, sink)
   } catch (err) {
     // The caller's abort wins over the deadline: a cancelled job reports CANCELLED even if the
     // deadline fired in the same instant.
@@ -170,7 +174,7 @@ async function attemptOnce (dispatcher: Dispatcher, startUrl: string, opts: Fetc
 }
 
 /** Requests `url` and each redirect target in turn, recording progress in `p`, until an answer that is not followed. */
-async function followHops (dispatcher: Dispatcher, start: URL, opts: FetchOptions, p: Progress, signal: AbortSignal): Promise<AttemptResult> {
+async function followHops (dispatcher: Dispatcher, start: URL, opts: FetchOptions, p: Progress, signal: AbortSignal, sink: BodySink | null): Promise<AttemptResult> {
   let url = start
   let headers = requestHeaders(opts.headers)
   for (let redirects = 0; ; redirects++) {
@@ -190,8 +194,8 @@ async function followHops (dispatcher: Dispatcher, start: URL, opts: FetchOption
     }
     if (res.statusCode < 200 || res.statusCode > 299) return await statusFailure(res, p, signal)
     const framing = { contentEncoding: headerValue(res.headers['content-encoding']), contentLength: headerValue(res.headers['content-length']) }
-    const read = await readBody(res.body, framing, opts, p, signal)
-    return read.ok ? { ok: true, ...p, body: read.body, error: null, retryable: false } : failure(p, read.code, read.message)
+    const read = await readBody(res.body, framing, opts, p, signal, { sink, contentType: p.contentType })
+    return read.ok ? { ok: true, ...p, sha256: read.sha256, error: null, retryable: false } : failure(p, read.code, read.message)
   }
 }
 

@@ -3,6 +3,10 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { serializerCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.js'
+import { purgeJob } from '../content/purge.js'
+import type { Retention } from '../content/retention.js'
+import { contentRoutes } from '../content/routes.js'
+import type { ContentStore } from '../content/store.js'
 import type { EventHub } from '../events/hub.js'
 import type { FinishWatcher } from '../events/finish-watcher.js'
 import type { Queues } from '../jobs/queue.js'
@@ -31,6 +35,8 @@ export interface AppDeps {
   queues: Queues
   watcher: FinishWatcher
   hub: EventHub
+  /** Where the bodies are, and when they go (content/service.ts). */
+  content: { store: ContentStore, retention: Retention }
   /** Operators' pages: ADMIN_API_KEYS and the queues Bull Board shows. Absent: /admin is off. */
   admin?: AdminOptions
   /** The role's metrics: `/metrics` serves them (behind ADMIN_API_KEYS when set). @defaultValue none (no /metrics) */
@@ -69,15 +75,34 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { redis: deps.redis })
   if (deps.metrics) await app.register(metricsRoute, { registry: deps.metrics.registry, adminKeys: config.ADMIN_API_KEYS })
   await app.register(fastifySSE, { heartbeatInterval: config.SSE_HEARTBEAT_MS })
-  // Admission and Idempotency-Keys are stateless views of the API's Redis connection.
-  const admission = createAdmission(deps.redis, { prefix: config.REDIS_PREFIX })
-  const idempotency = createIdempotencyKeys(deps.redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
-  await app.register(jobRoutes, { config, store: deps.store, admission, idempotency, memory: redisMemory(deps.redis), queues: deps.queues, watcher: deps.watcher })
-  await app.register(jobEventRoutes, { store: deps.store, hub: deps.hub, retryMs: config.SSE_RETRY_MS, metrics: deps.metrics })
+  await registerJobs(app, deps)
   // Pages for people (/, /docs, /admin): their own CSP, and no tenant auth on the pages
   // themselves; the data comes from the API with the person's key.
   await app.register(dashboardRoutes)
   await app.register(docsRoutes)
   await app.register(adminRoutes, deps.admin ?? { keys: [], queues: [] })
   return app
+}
+
+/** The job, content and event routes, with what they share: admission, keys, the content store. */
+async function registerJobs (app: FastifyInstance, deps: AppDeps): Promise<void> {
+  const { config } = deps
+  // Admission and Idempotency-Keys are stateless views of the API's Redis connection.
+  const admission = createAdmission(deps.redis, { prefix: config.REDIS_PREFIX })
+  const idempotency = createIdempotencyKeys(deps.redis, { prefix: config.REDIS_PREFIX, ttlSeconds: config.JOB_TTL_SECONDS })
+  const { store: bodies, retention } = deps.content
+  const ttlMs = config.JOB_TTL_SECONDS * 1000
+  await app.register(jobRoutes, {
+    config,
+    store: deps.store,
+    admission,
+    idempotency,
+    memory: redisMemory(deps.redis),
+    queues: deps.queues,
+    watcher: deps.watcher,
+    purge: (id, tenant) => purgeJob({ store: deps.store, content: bodies, retention }, id, tenant),
+    retain: async (job) => { if (job.options.keepContent) await retention.schedule(job.id, job.now + ttlMs) }
+  })
+  await app.register(contentRoutes, { store: deps.store, content: bodies })
+  await app.register(jobEventRoutes, { store: deps.store, hub: deps.hub, retryMs: config.SSE_RETRY_MS, metrics: deps.metrics })
 }

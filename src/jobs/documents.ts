@@ -105,7 +105,7 @@ export function resultItem (meta: StoredMeta, index: number, url: string, stored
   if (meta.state === 'cancelled' || meta.state === 'failed') {
     return itemFromStored(meta.id, index, url, unfinishedResult(meta.state, meta.error))
   }
-  const base = { index, url, status: null, finalUrl: null, contentType: null, bytes: 0, durationMs: null, attempts: 0, error: null, contentUrl: null }
+  const base = { index, url, status: null, finalUrl: null, contentType: null, bytes: 0, durationMs: null, attempts: 0, error: null, sha256: null, contentUrl: null }
   // A claimed parked URL keeps its parked record until its result: held says it runs now.
   if (held.has(index)) return { ...base, state: 'running', waitingFor: null }
   return { ...base, state: 'pending', waitingFor: waiting.get(index) ?? null }
@@ -124,6 +124,7 @@ export function itemFromStored (jobId: string, index: number, url: string, r: St
     durationMs: r.durationMs,
     attempts: r.attempts,
     error: r.error,
+    sha256: r.hasContent ? r.sha256 : null,
     contentUrl: r.hasContent ? contentUrl(jobId, index) : null,
     waitingFor: null
   }

@@ -8,12 +8,11 @@
     KEYS[1] meta      hash: the job's state, timestamps, counters
     KEYS[2] urls      list: the URLs in input order
     KEYS[3] results   hash: index -> result JSON
-    KEYS[4] content   hash: index -> body bytes
-    KEYS[5] held      hash: lane -> index the lane is fetching
-    KEYS[6] events    stream: the job's history
-    KEYS[7] pending   string: the owner's count of pending URLs
-    KEYS[8] parked    hash: index -> parked-URL JSON
-    KEYS[9] parkq     zset: the parked indexes by host
+    KEYS[4] held      hash: lane -> index the lane is fetching
+    KEYS[5] events    stream: the job's history
+    KEYS[6] pending   string: the owner's count of pending URLs
+    KEYS[7] parked    hash: index -> parked-URL JSON
+    KEYS[8] parkq     zset: the parked indexes by host
 
     ARGV[1] state     cancelled | failed
     ARGV[2] error     error JSON ('' for none)
@@ -27,7 +26,7 @@
   'queued' / 'running' (then it is now ARGV[1]).
   The final states are spelled here as in src/jobs/schemas.ts (FINAL_JOB_STATES).
 ]]
-local meta, results, held = KEYS[1], KEYS[3], KEYS[5]
+local meta, results, held = KEYS[1], KEYS[3], KEYS[4]
 local state = redis.call('HGET', meta, 'state')
 if not state then return 'missing' end
 if ARGV[7] ~= '' and redis.call('HGET', meta, 'tenant') ~= ARGV[7] then return 'missing' end
@@ -45,7 +44,7 @@ for i = 0, total - 1 do
     unfinished = unfinished + 1
   end
 end
-redis.call('DECRBY', KEYS[7], unfinished)
+redis.call('DECRBY', KEYS[6], unfinished)
 redis.call('HSET', meta, 'state', ARGV[1], 'finishedAt', now, 'expiresAt', now + ttl,
   'running', 0, 'next', total, 'error', ARGV[2])
 if ARGV[1] == 'cancelled' then
@@ -53,7 +52,7 @@ if ARGV[1] == 'cancelled' then
 else
   redis.call('HSET', meta, 'failed', total - s)
 end
-redis.call('DEL', held, KEYS[8], KEYS[9])
+redis.call('DEL', held, KEYS[7], KEYS[8])
 stateEvent()
 touch(ttl)
 redis.call('PUBLISH', ARGV[5], redis.call('HGET', meta, 'id'))

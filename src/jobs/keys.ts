@@ -7,10 +7,8 @@ export interface JobKeys {
   meta: string
   /** list: the URLs in input order */
   urls: string
-  /** hash: index -> final result (JSON) */
+  /** hash: index -> final result (JSON); bodies live in the content store (src/content/) */
   results: string
-  /** hash: index -> body bytes, when keepContent */
-  content: string
   /** hash: lane -> index the lane is fetching; survives the lane's worker dying */
   held: string
   /** hash: index -> parked-URL JSON, for URLs waiting for their host (full or paused) */
@@ -29,7 +27,6 @@ export function jobKeys (prefix: string, id: string): JobKeys {
     meta: `${base}:meta`,
     urls: `${base}:urls`,
     results: `${base}:results`,
-    content: `${base}:content`,
     held: `${base}:held`,
     parked: `${base}:parked`,
     parkq: `${base}:parkq`,
@@ -40,7 +37,7 @@ export function jobKeys (prefix: string, id: string): JobKeys {
 
 /** Every key of one job, e.g. to delete them. */
 export function keyList (keys: JobKeys): string[] {
-  return [keys.meta, keys.urls, keys.results, keys.content, keys.held, keys.parked, keys.parkq, keys.events, keys.callbackBody]
+  return [keys.meta, keys.urls, keys.results, keys.held, keys.parked, keys.parkq, keys.events, keys.callbackBody]
 }
 
 /** string: how many URLs the tenant has accepted and not yet finished, across its jobs */

@@ -4,7 +4,7 @@ import { loadScripts, queueScript, runScript, type ScriptArgs, type ScriptKeys, 
 import { OPEN_TENANT } from '../tenants/auth.js'
 import { finishedChannel, jobKeys, keyList, tenantPendingKey, type JobKeys } from './keys.js'
 import { indexJob, listJobs, type ListingDeps } from './listing.js'
-import { jobOptionsSchema, parkedUrlSchema, storedResultSchema, type JobOptions, type JobState, type ParkedUrl } from './schemas.js'
+import { jobOptionsSchema, parkedUrlSchema, storedResultSchema, type JobOptions, type JobState, type ParkedUrl, type StoredResult } from './schemas.js'
 import {
   storedMetaSchema, unfinishedResult,
   type ClaimHints, type JobRecord, type JobStore, type LaneReport, type NewJob, type ReadOptions, type StepReply
@@ -55,7 +55,8 @@ export function createJobStore (redis: Redis, opts: JobStoreOptions): JobStore {
     finish: (id, state, error, tenant, now) => finish(ctx, id, state, error, tenant, now),
     step: (id, tenant, lane, finished, claim, now) => step(ctx, id, tenant, lane, finished, claim, now),
     laneContext: (id) => laneContext(ctx, id),
-    content: (id, index, tenant) => content(ctx, id, index, tenant),
+    result: (id, index, tenant) => result(ctx, id, index, tenant),
+    purge: async (id) => { await redis.del(...keyList(keysOf(id))) },
     events: (id, after, count) => events(ctx, id, after, count),
     states: (ids) => states(ctx, ids)
   }
@@ -145,7 +146,6 @@ async function step (ctx: Ctx, id: string, tenant: string, lane: number, report:
   const finished = report !== null && 'result' in report ? report : null
   const parked = report !== null && 'park' in report ? report.park : null
   const hints = typeof claim === 'object' ? claim : {}
-  const keep = finished?.body != null
   const reply = await ctx.batchedStep({
     keys: ctx.scriptKeys(id, tenant),
     args: {
@@ -154,12 +154,10 @@ async function step (ctx: Ctx, id: string, tenant: string, lane: number, report:
       result: finished ? JSON.stringify(finished.result) : '',
       outcome: finished?.result.state === 'succeeded' ? 'succeeded' : 'failed',
       bytes: finished?.result.bytes ?? 0,
-      body: keep ? finished.body as Buffer : '',
       now,
       ttl: ctx.ttlMs,
       channel: ctx.channel,
       claim: claim === false ? '0' : '1',
-      keep: keep ? '1' : '0',
       park: parked ? JSON.stringify(parked) : '',
       host: parked?.host ?? '',
       skip: hints.skip?.join(' ') ?? '',
@@ -173,6 +171,7 @@ async function step (ctx: Ctx, id: string, tenant: string, lane: number, report:
   }
   if (code === 0) return { kind: 'idle' }
   if (code === 3) return { kind: 'blocked', hosts: reply.slice(1).map(String) }
+  if (code === -3) return { kind: 'gone' }
   return code === 2 ? { kind: 'over', completed: true } : { kind: 'over' }
 }
 
@@ -181,15 +180,13 @@ async function laneContext (ctx: Ctx, id: string): Promise<{ options: JobOptions
   return options == null ? null : { options: jobOptionsSchema.parse(JSON.parse(options)), tenant: tenant ?? OPEN_TENANT }
 }
 
-async function content (ctx: Ctx, id: string, index: number, tenant?: string): Promise<{ body: Buffer, contentType: string | null } | 'no-job' | 'no-content'> {
+async function result (ctx: Ctx, id: string, index: number, tenant?: string): Promise<StoredResult | null | 'no-job'> {
   const k = ctx.keysOf(id)
-  const [[e1, owner], [e2, raw], [e3, body]] = await ctx.redis.multi()
-    .hget(k.meta, 'tenant').hget(k.results, String(index)).hgetBuffer(k.content, String(index)).exec() as Array<[Error | null, unknown]> as [[Error | null, string | null], [Error | null, string | null], [Error | null, Buffer | null]]
-  if (e1 ?? e2 ?? e3) throw (e1 ?? e2 ?? e3)
+  const [[e1, owner], [e2, raw]] = await ctx.redis.multi()
+    .hget(k.meta, 'tenant').hget(k.results, String(index)).exec() as Array<[Error | null, string | null]> as [[Error | null, string | null], [Error | null, string | null]]
+  if (e1 ?? e2) throw (e1 ?? e2)
   if (owner === null || (tenant !== undefined && owner !== tenant)) return 'no-job'
-  if (raw === null || body === null) return 'no-content'
-  const result = storedResultSchema.parse(JSON.parse(raw))
-  return { body, contentType: result.contentType }
+  return raw === null ? null : storedResultSchema.parse(JSON.parse(raw))
 }
 
 async function events (ctx: Ctx, id: string, after: string, count = 500): Promise<StreamEntry[]> {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Config } from '../config.js'
 import type { RedisMemory } from '../redis/memory.js'
-import { ContentNotFoundError, JobFinishedError, JobNotFoundError } from '../http/problems.js'
+import { JobFinishedError, JobNotFoundError } from '../http/problems.js'
 import type { FinishWatcher } from '../events/finish-watcher.js'
 import type { Admission } from '../tenants/admission.js'
 import type { IdempotencyKeys } from '../tenants/idempotency.js'
@@ -23,6 +23,10 @@ export interface JobRoutesDeps {
   memory: RedisMemory
   queues: Queues
   watcher: FinishWatcher
+  /** `DELETE ?purge=true`: the job, its history and bodies go now (content/purge.ts); false: no such job. */
+  purge(id: string, tenant: string): Promise<boolean>
+  /** Records a new job's bodies for retention before it is written (content/retention.ts). */
+  retain(job: { id: string, now: number, options: { keepContent: boolean } }): Promise<void>
 }
 
 // Any id is accepted here: one that is not a job id is a job that does not exist (404).
@@ -53,6 +57,8 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jo
   const bodySchema = submitBodySchema(config.MAX_URLS_PER_JOB)
   const submitDeps = (log: { info(obj: object, msg: string): void }) => ({
     ...deps,
+    // Retention first: bodies of a job whose every process dies are still removed.
+    store: { ...store, create: async (job: Parameters<JobStore['create']>[0]) => { await deps.retain(job); await store.create(job) } },
     enqueue: enqueueJob.bind(null, deps.queues),
     log
   })
@@ -131,35 +137,21 @@ export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jo
   app.delete('/jobs/:id', {
     schema: {
       params: idParams,
-      response: { 200: jobDocumentSchema, 401: problemSchema, 404: problemSchema, 409: problemSchema, 503: problemSchema }
+      querystring: z.object({ purge: z.enum(['true', 'false']).default('false') }),
+      response: { 200: jobDocumentSchema, 204: z.undefined(), 400: problemSchema, 401: problemSchema, 404: problemSchema, 409: problemSchema, 503: problemSchema }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const { id } = request.params
     if (!JOB_ID_PATTERN.test(id)) throw new JobNotFoundError(id)
+    if (request.query.purge === 'true') {
+      if (!await deps.purge(id, request.tenant)) throw new JobNotFoundError(id)
+      request.log.info({ jobId: id }, 'job purged')
+      return reply.code(204).send()
+    }
     const before = await store.finish(id, 'cancelled', null, request.tenant)
     if (before === 'missing') throw new JobNotFoundError(id)
     if (before === 'completed' || before === 'failed') throw new JobFinishedError(id, before)
     if (before !== 'cancelled') request.log.info({ jobId: id }, 'job cancelled')
     return readOr404(id, request.tenant, { offset: 0, limit: 100, results: 'page' })
-  })
-
-  app.get('/jobs/:id/results/:index/content', {
-    schema: {
-      params: z.object({ id: z.string(), index: z.coerce.number().int().min(0) }),
-      response: { 200: z.custom<Buffer>((v) => Buffer.isBuffer(v)), 400: problemSchema, 401: problemSchema, 404: problemSchema, 503: problemSchema }
-    }
-  }, async (request, reply) => {
-    const { id, index } = request.params
-    if (!JOB_ID_PATTERN.test(id)) throw new JobNotFoundError(id)
-    const found = await store.content(id, index, request.tenant)
-    if (found === 'no-job') throw new JobNotFoundError(id)
-    if (found === 'no-content') {
-      throw new ContentNotFoundError(`Result ${index} of job ${id} has no stored body: it is not finished, it failed, the job does not keep content, or it has expired.`)
-    }
-    reply.header('content-type', found.contentType ?? 'application/octet-stream')
-    reply.header('x-content-type-options', 'nosniff')
-    // The body is someone else's page: never let a browser run it in this origin.
-    reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'; sandbox")
-    return reply.send(found.body)
   })
 }

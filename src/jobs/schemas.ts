@@ -123,11 +123,16 @@ const resultFields = {
   error: resultErrorSchema.nullable()
 }
 
+/** Hex sha256 of a stored body (lower case). */
+const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/)
+
 /** A URL's final result as a worker stores it in Redis. */
 export const storedResultSchema = z.object({
   state: z.enum(RESULT_STATES).exclude(['pending', 'running']),
   ...resultFields,
-  hasContent: z.boolean()
+  hasContent: z.boolean(),
+  /** The stored body's sha256, null when none was stored (and in results written before bodies left Redis). */
+  sha256: sha256Schema.nullable().default(null)
 })
 export type StoredResult = z.infer<typeof storedResultSchema>
 
@@ -156,6 +161,8 @@ export const resultItemSchema = z.object({
   url: z.string(),
   state: z.enum(RESULT_STATES),
   ...resultFields,
+  /** Hex sha256 of the stored body (its ETag), null when the result has none. */
+  sha256: sha256Schema.nullable(),
   contentUrl: z.string().nullable(),
   /** While `pending`: what the URL waits for; null otherwise. */
   waitingFor: z.enum(WAITING_FOR).nullable()

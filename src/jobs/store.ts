@@ -65,14 +65,16 @@ export interface JobStore {
   finish(id: string, state: 'cancelled' | 'failed', error: { code: string, message: string } | null, tenant?: string, now?: number): Promise<JobState | 'missing'>
 
   /**
-   * One lane's turn (lanes/step.lua, atomic): records `finished` (result, body, counters, a
+   * One lane's turn (lanes/step.lua, atomic): records `finished` (result, counters, a
    * result event, the tenant's pending count down) unless that index already has a result or the
    * job is no longer running, or parks it (a `ParkedReport`, while the lane still holds it);
    * frees the lane's hold on it; starts a queued job; completes the job when this was its last
    * URL; keeps a live job's TTL moving; and, with `claim`, hands the lane the index it still
    * holds, else a parked one (of `want`'s host first, never of a `skip` host), else the next
    * untaken one. Steps asked for in one turn of the event loop share one pipeline (each script
-   * stays atomic).
+   * stays atomic). Bodies never pass through here: a result names its body in the content store
+   * by its sha256, written before this call. `gone` when the job no longer exists (expired or
+   * purged).
    */
   step(id: string, tenant: string, lane: number, finished: LaneReport | null, claim: boolean | ClaimHints, now?: number): Promise<StepReply>
 
@@ -80,10 +82,18 @@ export interface JobStore {
   laneContext(id: string): Promise<{ options: JobOptions, tenant: string } | null>
 
   /**
-   * The stored body of one result and its content type, or why there is none. Changes nothing;
-   * one MULTI. 'no-job' also for a job of another tenant than `tenant`.
+   * The stored result of one index (null while it has none, or past the end), for the content
+   * route. Changes nothing; one MULTI. 'no-job' also for a job of another tenant than `tenant`.
    */
-  content(id: string, index: number, tenant?: string): Promise<{ body: Buffer, contentType: string | null } | 'no-content' | 'no-job'>
+  result(id: string, index: number, tenant?: string): Promise<StoredResult | null | 'no-job'>
+
+  /**
+   * Deletes every Redis key of the job (record, URLs, results, holds, history, callback body)
+   * in one DEL, so that it is missing everywhere at once. Assumes the job was ended first
+   * (`finish`), which gave back its tenant's pending count. Bodies and the retention schedule
+   * are the content store's (content/purge.ts). Idempotent.
+   */
+  purge(id: string): Promise<void>
 
   /**
    * Up to `count` (default 500) raw entries of the job's history after entry id `after`
@@ -139,7 +149,8 @@ export interface ResultsPage {
  * - `fetch`: the lane holds `index` now; `parked` is what the URL carried while it was parked.
  * - `idle`: nothing for this lane (or it did not claim).
  * - `blocked`: nothing but URLs parked on `hosts`, all of which the claim said to skip.
- * - `over`: the job is finished, cancelled or gone.
+ * - `over`: the job is finished or cancelled.
+ * - `gone`: the job no longer exists (expired or purged).
  */
 export type StepReply =
   | { kind: 'fetch', index: number, url: string, parked: ParkedUrl | null }
@@ -147,6 +158,7 @@ export type StepReply =
   | { kind: 'blocked', hosts: string[] }
   /** `completed`: this very report finished the job (step.lua's reply 2). */
   | { kind: 'over', completed?: boolean }
+  | { kind: 'gone' }
 
 /** What a claiming lane says about hosts (lanes/step.lua's skip and want). */
 export interface ClaimHints {
@@ -167,9 +179,8 @@ export type LaneReport = FinishedUrl | ParkedReport
 
 export interface FinishedUrl {
   index: number
+  /** With `sha256` set when its body is in the content store. */
   result: StoredResult
-  /** The body to keep (keepContent), else null. */
-  body: Buffer | null
 }
 
 const num = z.coerce.number().int()
@@ -217,6 +228,7 @@ export function unfinishedResult (state: 'cancelled' | 'failed', error: { messag
     error: state === 'cancelled'
       ? { code: 'CANCELLED', message: 'the job was cancelled before this URL finished' }
       : { code: 'INTERNAL', message: `not fetched: ${error?.message ?? 'the job failed'}` },
-    hasContent: false
+    hasContent: false,
+    sha256: null
   }
 }

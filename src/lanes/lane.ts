@@ -1,3 +1,4 @@
+import type { ContentKey } from '../content/store.js'
 import type { PageResult, FetchOptions } from '../fetcher/fetch-page.js'
 import type { LaneJob, Politeness } from '../hosts/politeness.js'
 import type { Lease } from '../hosts/slots.js'
@@ -9,10 +10,14 @@ import { fetchPolitely } from './polite.js'
 export const ABORT_CANCELLED = 'job-cancelled'
 export const ABORT_SHUTDOWN = 'worker-shutdown'
 
+/** Downloads one URL of a job; with `keepContent` its body goes to the content store under `key`. */
+export type LaneFetch = (url: string, options: FetchOptions & { keepContent: boolean }, signal: AbortSignal, key: ContentKey) => Promise<PageResult>
+
 export interface LaneDeps {
   step(jobId: string, tenant: string, lane: number, report: LaneReport | null, claim: boolean | ClaimHints): Promise<StepReply>
   laneContext(jobId: string): Promise<{ options: JobOptions, tenant: string } | null>
-  fetch(url: string, options: FetchOptions, signal: AbortSignal): Promise<PageResult>
+  /** Downloads one URL of the job; with `keepContent` its body goes to the content store under `key`. */
+  fetch: LaneFetch
   /** The host rules (src/hosts); without them every URL is fetched as soon as it is claimed. */
   hosts?: Politeness
   /** Milliseconds a lane works before it goes to the back of the queue. */
@@ -52,7 +57,7 @@ export async function runLane (data: LaneData, deps: LaneDeps, signal: AbortSign
     const reply = await deps.step(data.jobId, context.tenant, data.lane, report, hints ?? claim)
     report = null
     if (lease && reply.kind !== 'fetch') lease = await giveBack(deps, lease)
-    if (reply.kind === 'over') return 'done'
+    if (reply.kind === 'over' || reply.kind === 'gone') return 'done'
     if (reply.kind === 'idle') {
       if (claim) return 'done'
       return stopping ? 'handback' : signal.aborted ? 'done' : 'yield'
@@ -80,14 +85,16 @@ async function giveBack (deps: LaneDeps, lease: Lease | null): Promise<null> {
 /** Fetches one claimed URL (through the host rules, if any) and says what to report. */
 async function fetchOne (claimed: Extract<StepReply, { kind: 'fetch' }>, job: LaneJob, deps: LaneDeps, lease: Lease | null, signal: AbortSignal): Promise<{ report: LaneReport, lease: Lease | null }> {
   const { index, url } = claimed
+  const key = { jobId: job.id, index }
   if (!deps.hosts) {
-    const page = await deps.fetch(url, job.options, signal)
-    return { report: { index, result: toStoredResult(page), body: page.body }, lease: null }
+    const page = await deps.fetch(url, job.options, signal, key)
+    return { report: { index, result: toStoredResult(page) }, lease: null }
   }
-  const outcome = await fetchPolitely(url, claimed.parked, job, { hosts: deps.hosts, fetch: deps.fetch, now: deps.now ?? Date.now }, lease, signal)
+  const fetch = async (u: string, options: FetchOptions, s: AbortSignal) => await deps.fetch(u, { ...options, keepContent: job.options.keepContent }, s, key)
+  const outcome = await fetchPolitely(url, claimed.parked, job, { hosts: deps.hosts, fetch, now: deps.now ?? Date.now }, lease, signal)
   const kept = outcome.lease ?? null
   if ('park' in outcome) return { report: { index, park: outcome.park }, lease: kept }
-  return { report: { index, result: toStoredResult(outcome.page), body: outcome.page.body }, lease: kept }
+  return { report: { index, result: toStoredResult(outcome.page) }, lease: kept }
 }
 
 export function toStoredResult (page: PageResult): StoredResult {
@@ -100,6 +107,7 @@ export function toStoredResult (page: PageResult): StoredResult {
     durationMs: Math.round(page.durationMs),
     attempts: page.attempts,
     error: page.error,
-    hasContent: page.ok && page.body !== null
+    hasContent: page.ok && page.sha256 !== null,
+    sha256: page.ok ? page.sha256 : null
   }
 }

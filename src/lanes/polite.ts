@@ -23,7 +23,7 @@ export interface PoliteDeps {
 const NOT_PARKED = { attempts: 0, spent: 0, pausedAt: null }
 
 const unfetched = (attempts: number, code: 'ROBOTS_DISALLOWED', message: string): PageResult => ({
-  ok: false, status: null, finalUrl: null, contentType: null, bytes: 0, body: null, error: { code, message }, attempts, durationMs: 0
+  ok: false, status: null, finalUrl: null, contentType: null, bytes: 0, sha256: null, error: { code, message }, attempts, durationMs: 0
 })
 
 /** Fetches `url` politely, holding `lease` (a slot on some host) if the lane has one. */
@@ -59,7 +59,7 @@ export async function fetchPolitely (url: string, parked: ParkedUrl | null, job:
   const pausedAt = prior.pausedAt ?? deps.now()
   if (deps.now() - pausedAt >= PAUSED_URL_MAX_MS) {
     const message = `the host kept answering ${page.status ?? 429} for ${Math.round((deps.now() - pausedAt) / 60_000)} min`
-    return { page: { ...page, ok: false, body: null, attempts, error: { code: 'TIMEOUT', message } } }
+    return { page: { ...page, ok: false, sha256: null, attempts, error: { code: 'TIMEOUT', message } } }
   }
   return { park: { waitingFor: 'pause', host, attempts, spent: prior.spent + page.attempts - 1, pausedAt } }
 }

@@ -4,29 +4,26 @@
   Input:
     KEYS[1] meta      hash: the job's state, timestamps, counters
     KEYS[2] urls      list: the URLs in input order
-    KEYS[3] results   hash: index -> result JSON
-    KEYS[4] content   hash: index -> body bytes
-    KEYS[5] held      hash: lane -> index the lane is fetching
-    KEYS[6] events    stream: the job's history
-    KEYS[7] pending   string: the tenant's count of pending URLs
-    KEYS[8] parked    hash: index -> parked-URL JSON (its host, why it waits, attempts so far)
-    KEYS[9] parkq     zset (all scores 0): '<host> <index as 10 digits>' of the indexes waiting
+    KEYS[3] results   hash: index -> result JSON (bodies are in the content store, never here)
+    KEYS[4] held      hash: lane -> index the lane is fetching
+    KEYS[5] events    stream: the job's history
+    KEYS[6] pending   string: the tenant's count of pending URLs
+    KEYS[7] parked    hash: index -> parked-URL JSON (its host, why it waits, attempts so far)
+    KEYS[8] parkq     zset (all scores 0): '<host> <index as 10 digits>' of the indexes waiting
 
     ARGV[1] lane      the lane's number
     ARGV[2] index     the index it finished; -1 for none
     ARGV[3] result    the result JSON of that index ('' for none)
     ARGV[4] outcome   succeeded | failed: the counter the result goes under
     ARGV[5] bytes     body bytes of that result
-    ARGV[6] body      the body to keep ('' when keep is 0)
-    ARGV[7] now       ms since the epoch
-    ARGV[8] ttl       ms a finished (or idle) job is kept
-    ARGV[9] channel   pub/sub channel told the id of a job that finishes
-    ARGV[10] claim    1: give me the next index; 0: I am stopping
-    ARGV[11] keep     1: store the body under KEYS[4]
-    ARGV[12] park     parked-URL JSON: ARGV[2] is parked, not finished ('' for a result)
-    ARGV[13] host     the parked index's host (with park)
-    ARGV[14] skip     hosts known to be blocked, separated by spaces: their parked indexes stay
-    ARGV[15] want     a host the lane holds a slot on: its parked indexes come first ('' none)
+    ARGV[6] now       ms since the epoch
+    ARGV[7] ttl       ms a finished (or idle) job is kept
+    ARGV[8] channel   pub/sub channel told the id of a job that finishes
+    ARGV[9] claim     1: give me the next index; 0: I am stopping
+    ARGV[10] park     parked-URL JSON: ARGV[2] is parked, not finished ('' for a result)
+    ARGV[11] host     the parked index's host (with park)
+    ARGV[12] skip     hosts known to be blocked, separated by spaces: their parked indexes stay
+    ARGV[13] want     a host the lane holds a slot on: its parked indexes come first ('' none)
 
   Output: {code, index, url[, parked]}
     1   here is an index to fetch, its URL and, if it was parked, its parked-URL JSON
@@ -40,22 +37,22 @@
   while its old worker still ran) changes nothing, so no URL is counted twice. A report that
   arrives after the job ended (cancelled, failed) changes nothing either.
   Parking (a URL whose host is full or paused) frees the lane's hold on the index and keeps it
-  in KEYS[8] and KEYS[9] until a claim takes it, before the cursor's next index: a lane never
+  in KEYS[7] and KEYS[8] until a claim takes it, before the cursor's next index: a lane never
   waits for one host while the job has URLs on others, and a crash loses no parked index. Only
-  the lane that holds the index can park it. A claimed parked index keeps its KEYS[8] entry
+  the lane that holds the index can park it. A claimed parked index keeps its KEYS[7] entry
   (attempts so far survive a crash) until its result is written.
   Job states are spelled here as in src/jobs/schemas.ts (JOB_STATES).
 ]]
-local meta, urls, results, content, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local parked, parkq = KEYS[8], KEYS[9]
+local meta, urls, results, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local parked, parkq = KEYS[7], KEYS[8]
 local lane, idx = ARGV[1], tonumber(ARGV[2])
-local now, ttl = tonumber(ARGV[7]), tonumber(ARGV[8])
+local now, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local state = redis.call('HGET', meta, 'state')
 if not state then return {-3} end
-if idx >= 0 and ARGV[12] ~= '' then
+if idx >= 0 and ARGV[10] ~= '' then
   if state == 'running' and redis.call('HGET', held, lane) == ARGV[2] and redis.call('HEXISTS', results, idx) == 0 then
-    redis.call('HSET', parked, idx, ARGV[12])
-    redis.call('ZADD', parkq, 0, ARGV[13] .. ' ' .. string.format('%010d', idx))
+    redis.call('HSET', parked, idx, ARGV[10])
+    redis.call('ZADD', parkq, 0, ARGV[11] .. ' ' .. string.format('%010d', idx))
     redis.call('PEXPIRE', parked, ttl)
     redis.call('PEXPIRE', parkq, ttl)
     redis.call('HINCRBY', meta, 'running', -1)
@@ -64,11 +61,10 @@ if idx >= 0 and ARGV[12] ~= '' then
 elseif idx >= 0 then
   if state == 'running' and redis.call('HEXISTS', results, idx) == 0 then
     redis.call('HSET', results, idx, ARGV[3])
-    if ARGV[11] == '1' then redis.call('HSET', content, idx, ARGV[6]) end
     local done = redis.call('HINCRBY', meta, ARGV[4], 1)
     redis.call('HINCRBY', meta, 'bytes', ARGV[5])
     redis.call('HINCRBY', meta, 'running', -1)
-    redis.call('DECR', KEYS[7])
+    redis.call('DECR', KEYS[6])
     redis.call('HDEL', parked, idx)
     resultEvent(idx, ARGV[3])
     local other = ARGV[4] == 'succeeded' and 'failed' or 'succeeded'
@@ -78,7 +74,7 @@ elseif idx >= 0 then
       redis.call('DEL', held, parked, parkq)
       stateEvent()
       touch(ttl)
-      redis.call('PUBLISH', ARGV[9], redis.call('HGET', meta, 'id'))
+      redis.call('PUBLISH', ARGV[8], redis.call('HGET', meta, 'id'))
       return {2}
     end
   end
@@ -93,11 +89,11 @@ if state ~= 'running' then return {-1} end
 -- A live job never expires; its TTLs move forward when they have used up a tenth (60 s at most),
 -- or when a key created since the last move has none yet.
 if tonumber(redis.call('HGET', meta, 'expiresAt')) - now < ttl - math.min(60000, ttl / 10)
-  or redis.call('PTTL', results) == -1 or redis.call('PTTL', content) == -1 or redis.call('PTTL', held) == -1 then
+  or redis.call('PTTL', results) == -1 or redis.call('PTTL', held) == -1 then
   redis.call('HSET', meta, 'expiresAt', now + ttl)
   touch(ttl)
 end
-if ARGV[10] ~= '1' then return {0} end
+if ARGV[9] ~= '1' then return {0} end
 
 -- The index this lane holds, with its parked entry if it may have one (held or from parkq).
 local function take (n, mayBeParked)
@@ -112,13 +108,13 @@ if h then return take(tonumber(h), true) end
 -- A parked index first: of the wanted host, else of the first host not skipped. Each jump
 -- passes one skipped host, so this is at most (skipped hosts + 1) lookups.
 local pick
-if ARGV[15] ~= '' then
-  pick = redis.call('ZRANGEBYLEX', parkq, '(' .. ARGV[15] .. ' ', '(' .. ARGV[15] .. '!', 'LIMIT', 0, 1)[1]
+if ARGV[13] ~= '' then
+  pick = redis.call('ZRANGEBYLEX', parkq, '(' .. ARGV[13] .. ' ', '(' .. ARGV[13] .. '!', 'LIMIT', 0, 1)[1]
 end
 local skipped = {}
 if not pick then
   local skip = {}
-  for host in string.gmatch(ARGV[14], '%S+') do skip[host] = true end
+  for host in string.gmatch(ARGV[12], '%S+') do skip[host] = true end
   local from = '-'
   while true do
     local m = redis.call('ZRANGEBYLEX', parkq, from, '+', 'LIMIT', 0, 1)[1]

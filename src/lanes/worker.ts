@@ -3,6 +3,7 @@ import { Redis } from 'ioredis'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
+import type { ContentStore } from '../content/store.js'
 import { fetchPage, type PageResult } from '../fetcher/fetch-page.js'
 import { FETCH_QUEUE } from '../jobs/keys.js'
 import { laneJobId } from '../jobs/queue.js'
@@ -19,6 +20,8 @@ export interface LaneWorkerDeps {
   /** A connection for BullMQ (role `worker`); BullMQ duplicates it for its blocking reads. */
   connection: ConnectionOptions
   store: JobStore
+  /** Where bodies of `keepContent` jobs go as they stream in. */
+  content: ContentStore
   dispatcher: Dispatcher
   /** Fetch durations and bytes, lanes running. @defaultValue none */
   metrics?: Pick<Metrics, 'fetchDone' | 'laneStarted' | 'laneEnded'>
@@ -49,9 +52,11 @@ export function createLaneWorker (deps: LaneWorkerDeps): LaneWorker {
   const stopping = () => closing !== undefined
   const laneDeps: LaneDeps = {
     // A full Redis makes a lane wait for memory, not fail its job (redis/oom.ts).
-    step: oomWait(deps.logger, stopping)(deps.store.step),
+    step: stepAndTidy(deps, oomWait(deps.logger, stopping)(deps.store.step)),
     laneContext: deps.store.laneContext,
-    fetch: (url, options, signal) => measured(deps.metrics, signal, fetchPage(deps.dispatcher, url, options, signal)),
+    fetch: (url, options, signal, key) => measured(deps.metrics, signal, fetchPage(deps.dispatcher, url, options, signal, options.keepContent
+      ? { sink: (chunks, meta, attempt) => deps.content.put(key, chunks, meta, { signal: attempt }) }
+      : {})),
     ...(deps.hosts ? { hosts: deps.hosts } : {}),
     sliceMs: config.LANE_SLICE_MS,
     stopping
@@ -75,6 +80,21 @@ export function createLaneWorker (deps: LaneWorkerDeps): LaneWorker {
     close: (graceMs) => (closing ??= closeAfterGrace(worker, graceMs)),
     // BullMQ hands a second close() the first one's stuck promise, so it is not awaited.
     forceClose: () => { worker.close(true).catch(() => {}) }
+  }
+}
+
+/**
+ * A step whose job has gone (purged, or expired) while its body was being stored: no result will
+ * ever name that body, and the purge may have swept the job's bodies before it was complete, so
+ * the job's bodies are removed once more.
+ */
+function stepAndTidy (deps: LaneWorkerDeps, step: LaneDeps['step']): LaneDeps['step'] {
+  return async (jobId, tenant, lane, report, claim) => {
+    const reply = await step(jobId, tenant, lane, report, claim)
+    if (reply.kind === 'gone' && report !== null && 'result' in report && report.result.sha256 !== null) {
+      await deps.content.deleteJob(jobId).catch((err: unknown) => deps.logger.warn({ err, jobId }, 'could not remove the body of a job that is gone'))
+    }
+    return reply
   }
 }
 

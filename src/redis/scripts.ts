@@ -11,14 +11,14 @@ import type { ChainableCommander, Redis } from 'ioredis'
 
 const reply = <T>() => undefined as unknown as T
 
-const JOB_KEYS = ['meta', 'urls', 'results', 'content', 'held', 'events', 'pending', 'parked', 'parkq'] as const
+const JOB_KEYS = ['meta', 'urls', 'results', 'held', 'events', 'pending', 'parked', 'parkq'] as const
 
 export const SCRIPTS = {
   trawlStep: {
     file: '../lanes/step.lua',
     prelude: true,
     keys: JOB_KEYS,
-    argv: ['lane', 'index', 'result', 'outcome', 'bytes', 'body', 'now', 'ttl', 'channel', 'claim', 'keep', 'park', 'host', 'skip', 'want'],
+    argv: ['lane', 'index', 'result', 'outcome', 'bytes', 'now', 'ttl', 'channel', 'claim', 'park', 'host', 'skip', 'want'],
     reply: reply<Array<number | string>>()
   },
   trawlFinish: {

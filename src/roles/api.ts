@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
+import { createContentService } from '../content/service.js'
+import type { ContentStore } from '../content/store.js'
 import { createEventHub, type EventHub } from '../events/hub.js'
 import { createFinishWatcher } from '../events/finish-watcher.js'
 import { buildApp } from '../http/app.js'
@@ -22,6 +24,11 @@ export interface ApiOptions {
    * `all`) to both roles. @defaultValue a Metrics of its own, role `api`
    */
   metrics?: Metrics
+  /**
+   * A content store shared with the worker role of `trawl all`; closed by its owner.
+   * @defaultValue one of its own, from the config
+   */
+  content?: ContentStore | undefined
 }
 
 export interface ApiRole {
@@ -50,10 +57,12 @@ export async function startApi (config: Config, logger: Logger, opts: ApiOptions
   const watcher = await createFinishWatcher(subscriber, store.channel)
   const hub = createEventHub(reader, redis, logger)
   const admin = { keys: config.ADMIN_API_KEYS, queues: [queues.fetch, queues.callback] }
-  const app = await buildApp({ config, logger, redis, store, queues, watcher, hub, admin, metrics })
+  const content = createContentService({ config, redis, logger, store: opts.content, metrics })
+  const app = await buildApp({ config, logger, redis, store, queues, watcher, hub, admin, metrics, content })
   let closing: Promise<void> | undefined
   const close = () => (closing ??= (async () => {
     await app.close()
+    await content.close()
     await hub.close()
     await watcher.close()
     await queues.close()

@@ -5,6 +5,8 @@ import type { Logger } from 'pino'
 import { createCallbackWorker, type CallbackWorker } from '../callbacks/worker.js'
 import type { CallbackOutcome } from '../callbacks/processor.js'
 import type { Config } from '../config.js'
+import { createContentService } from '../content/service.js'
+import type { ContentStore } from '../content/store.js'
 import { createDispatcher, DEFAULT_USER_AGENT } from '../fetcher/agent.js'
 import { createAddressGuard } from '../fetcher/guard.js'
 import { createCallbackRecords } from '../callbacks/record.js'
@@ -34,6 +36,11 @@ export interface WorkerOptions {
    * @defaultValue a Metrics of its own, role `worker`
    */
   metrics?: Metrics
+  /**
+   * A content store shared with the API role of `trawl all`; closed by its owner. The worker
+   * role also runs the content retention sweeper. @defaultValue one of its own, from the config
+   */
+  content?: ContentStore | undefined
 }
 
 export interface WorkerRole {
@@ -59,8 +66,9 @@ export function startWorker (config: Config, logger: Logger, opts: WorkerOptions
   const dispatcher = createDispatcher({ guard: createAddressGuard([...config.FETCH_ALLOW_CIDRS]), connections: config.WORKER_CONCURRENCY })
   const hostsRedis = createRedis(config, 'subscriber', 'worker-hosts')
   const politeness = startPoliteness(config, storeRedis, hostsRedis, dispatcher, metrics)
+  const content = createContentService({ config, redis: storeRedis, logger: logger.child({ role: 'worker' }), store: opts.content, sweep: true, metrics })
   // `metrics` is here for every part of the role: host pauses and content-store operations count into it too.
-  const deps = { config, logger: logger.child({ role: 'worker' }), connection, store, callbackRecords, dispatcher, metrics, hosts: politeness.hosts }
+  const deps = { config, logger: logger.child({ role: 'worker' }), connection, store, content: content.store, callbackRecords, dispatcher, metrics, hosts: politeness.hosts }
   const lanes = createLaneWorker(deps)
   const callbacks = createCallbackWorker(deps)
   const cancelWatch = startCancelWatch({ running: lanes.running, states: store.states, cancel: lanes.cancel, logger: deps.logger })
@@ -68,11 +76,14 @@ export function startWorker (config: Config, logger: Logger, opts: WorkerOptions
   let closing: Promise<void> | undefined
   const close = (graceMs = config.SHUTDOWN_GRACE_MS) => (closing ??= (async () => {
     cancelWatch.close()
+    // No retention sweep starts from here on; one in progress is waited for at most briefly.
+    const contentClosed = content.close()
     await closeWorkers(lanes, callbacks, graceMs, deps.logger)
     // Every lane has ended; destroy() also drops idle keep-alive sockets without waiting.
     await politeness.gate()?.close()
     await closeRedis(hostsRedis)
     await dispatcher.destroy()
+    await contentClosed
     await closeRedis(storeRedis)
     await closeRedis(connection)
   })())

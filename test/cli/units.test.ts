@@ -61,7 +61,7 @@ t.test('URL lists, sizes and job options', async (t) => {
 })
 
 t.test('lines', async (t) => {
-  const item: ResultItem = { index: 0, url: 'http://a/', state: 'succeeded', status: 200, finalUrl: 'http://a/', contentType: 'text/html', bytes: 56000, durationMs: 12, attempts: 1, error: null, contentUrl: '/jobs/j/results/0/content', waitingFor: null }
+  const item: ResultItem = { index: 0, url: 'http://a/', state: 'succeeded', status: 200, finalUrl: 'http://a/', contentType: 'text/html', bytes: 56000, durationMs: 12, attempts: 1, error: null, sha256: null, contentUrl: '/jobs/j/results/0/content', waitingFor: null }
   t.equal(resultLine(item), 'Read 56000 from http://a/ (200, 12 ms)')
   t.equal(resultLine({ ...item, state: 'failed', status: 404, error: { code: 'HTTP_STATUS', message: 'the server answered 404' } }), 'Failed http://a/: HTTP_STATUS the server answered 404')
   t.equal(resultLine({ ...item, state: 'cancelled', error: null }), 'Failed http://a/: CANCELLED')

@@ -11,22 +11,24 @@ export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3R
 
 /**
  * A real S3-compatible server (s3rver, in this process) on 127.0.0.1, a free port, with its
- * data in a temp folder; closed and removed when the test ends. s3rver lacks two operations
+ * data in a temp folder; closed (`stop`, or when the test ends) and removed when the test ends. s3rver lacks two operations
  * the store uses, ListMultipartUploads and AbortMultipartUpload: they are added here over
  * s3rver's own upload folders, so an upload left behind is seen on its real storage.
  */
-export async function startS3 (t: Test): Promise<{ endpoint: string, directory: string }> {
+export async function startS3 (t: Test): Promise<{ endpoint: string, directory: string, stop: () => Promise<void> }> {
   const directory = await mkdtemp(join(tmpdir(), 'trawl-s3rver-'))
   const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, vhostBuckets: false })
   server.middleware.unshift(async (ctx, next) => {
     if (!await multipartShim(server, ctx)) await next()
   })
   const address = await server.run()
+  let closed: Promise<void> | undefined
+  const stop = (): Promise<void> => (closed ??= server.close().then(() => {}))
   t.teardown(async () => {
-    await server.close()
+    await stop()
     await rm(directory, { recursive: true, force: true })
   })
-  return { endpoint: `http://127.0.0.1:${address.port}`, directory }
+  return { endpoint: `http://127.0.0.1:${address.port}`, directory, stop }
 }
 
 async function multipartShim (server: S3rver, ctx: KoaContext): Promise<boolean> {

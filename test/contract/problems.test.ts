@@ -76,7 +76,9 @@ contractTest('problems: with API keys, 401 without a valid key on every route bu
     ['delete', `/jobs/${job.id}`, '/jobs/{id}'],
     ['get', `/jobs/${job.id}/results/0/content`, '/jobs/{id}/results/{index}/content'],
     ['head', `/jobs/${job.id}/results/0/content`, '/jobs/{id}/results/{index}/content'],
-    ['get', `/jobs/${job.id}/events`, '/jobs/{id}/events']
+    ['get', `/jobs/${job.id}/events`, '/jobs/{id}/events'],
+    ['get', `/jobs/${job.id}/results`, '/jobs/{id}/results'],
+    ['get', `/jobs/${job.id}/archive`, '/jobs/{id}/archive']
   ] as const) {
     const res = await inject(method.toUpperCase(), url, { headers: as('beta') })
     t.equal(res.statusCode, 404, `beta: ${method.toUpperCase()} ${url}`)

@@ -40,7 +40,7 @@ async function firstLines (t: Test, tty: boolean, until: RegExp): Promise<string
 
 t.test('on a terminal: readable lines, and the first one says where to go', async (t) => {
   const lines = await firstLines(t, true, /worker started/)
-  t.match(lines[0], /INFO.*trawl is up: dashboard http:\/\/127\.0\.0\.1:\d+\/, API reference http:\/\/127\.0\.0\.1:\d+\/docs, Redis redis:\/\/127\.0\.0\.1:6379, content store fs \.\/data\/content/)
+  t.match(lines[0], /INFO.*trawl is up: dashboard http:\/\/127\.0\.0\.1:\d+\/, API reference http:\/\/127\.0\.0\.1:\d+\/docs, Redis redis:\/\/127\.0\.0\.1:6379, content store fs \/\S*trawl-test-content-/)
   t.notOk(lines.some((l) => l.startsWith('{')), 'no JSON on a terminal')
   const worker = lines.findIndex((l) => /worker started/.test(l))
   t.ok(worker > 0, 'the worker says it started after that')
@@ -49,6 +49,6 @@ t.test('on a terminal: readable lines, and the first one says where to go', asyn
 
 t.test('on a pipe: JSON lines, the whereabouts first, with its fields', async (t) => {
   const lines = (await firstLines(t, false, /worker started/)).map((l) => JSON.parse(l) as Record<string, string>)
-  t.match(lines[0], { msg: /^trawl is up/, address: /^http:\/\/127\.0\.0\.1:\d+$/, dashboard: /\/$/, docs: /\/docs$/, redis: 'redis://127.0.0.1:6379', contentStore: 'fs ./data/content' })
+  t.match(lines[0], { msg: /^trawl is up/, address: /^http:\/\/127\.0\.0\.1:\d+$/, dashboard: /\/$/, docs: /\/docs$/, redis: 'redis://127.0.0.1:6379', contentStore: /^fs \/\S*trawl-test-content-/ })
   t.ok(lines.findIndex((l) => l.msg === 'worker started') > 0)
 })

@@ -4,7 +4,7 @@ import zlib from 'node:zlib'
 import t from 'tap'
 import { ACCEPT_ENCODING, contentCodings, decoderFor, InflateAuto, isDecodeError } from '../../src/fetcher/decode.js'
 import { fetchPage } from '../../src/fetcher/fetch-page.js'
-import { fetchTarget, KiB, MiB, never, opts, recordSleeps } from './fixtures.js'
+import { fetchKept, fetchTarget, KiB, MiB, never, opts, recordSleeps } from './fixtures.js'
 
 const { target, agent } = await fetchTarget(t)
 
@@ -52,13 +52,13 @@ t.test('bodies are decoded and counted decoded', async (t) => {
   const n = 200_000
   const expected = 'trawl '.repeat(Math.ceil(n / 6)).slice(0, n)
   for (const coding of ['gzip', 'deflate', 'deflate-raw', 'br']) {
-    const r = await fetchPage(agent, target.url(`/encoded?n=${n}&coding=${coding}`), opts, never)
+    const r = await fetchKept(agent, target.url(`/encoded?n=${n}&coding=${coding}`), opts, never)
     t.equal(r.ok, true, coding)
     t.equal(r.bytes, n, `${coding}: decoded bytes`)
     t.equal(String(r.body), expected, `${coding}: decoded body`)
   }
-  const dropped = await fetchPage(agent, target.url(`/encoded?n=${n}&coding=gzip`), { ...opts, keepContent: false }, never)
-  t.match(dropped, { ok: true, bytes: n, body: null }, 'a decoded body is counted and dropped')
+  const dropped = await fetchPage(agent, target.url(`/encoded?n=${n}&coding=gzip`), opts, never)
+  t.match(dropped, { ok: true, bytes: n, sha256: null }, 'without a sink, a decoded body is counted and dropped')
   for (const coding of ['gzip', 'deflate', 'br']) {
     const r = await fetchPage(agent, target.url(`/empty-encoded?coding=${coding}`), opts, never)
     t.match(r, { ok: true, bytes: 0 }, `an empty ${coding} body is an empty body`)
@@ -72,11 +72,11 @@ t.test('bodies are decoded and counted decoded', async (t) => {
 
 t.test('TOO_LARGE', async (t) => {
   const declared = await fetchPage(agent, target.url(`/bytes?n=${2 * MiB}`), { ...opts, retries: 2 }, never, recordSleeps())
-  t.match(declared, { ok: false, status: 200, bytes: 0, body: null, attempts: 1, error: { code: 'TOO_LARGE', message: /2097152 bytes/ } },
+  t.match(declared, { ok: false, status: 200, bytes: 0, sha256: null, attempts: 1, error: { code: 'TOO_LARGE', message: /2097152 bytes/ } },
     'a content-length past the cap ends it before reading')
 
   const streamed = await fetchPage(agent, target.url(`/bytes?n=${8 * MiB}&chunked=1`), opts, never)
-  t.match(streamed, { ok: false, status: 200, body: null, error: { code: 'TOO_LARGE' } })
+  t.match(streamed, { ok: false, status: 200, sha256: null, error: { code: 'TOO_LARGE' } })
   t.ok(streamed.bytes > MiB && streamed.bytes <= MiB + 128 * KiB, `stopped just past the cap (${streamed.bytes})`)
 
   const exact = await fetchPage(agent, target.url(`/bytes?n=${MiB}&chunked=1`), opts, never)
@@ -90,7 +90,7 @@ t.test('a gzip bomb ends TOO_LARGE without being inflated or read whole', async 
   // 1024 members of 16 MiB of zeros: 16 GiB decoded from ~16 MiB on the wire.
   const started = Date.now()
   const r = await fetchPage(agent, target.url('/gzip-bomb?members=1024'), { ...opts, maxBytes: 4 * MiB }, never)
-  t.match(r, { ok: false, status: 200, body: null, error: { code: 'TOO_LARGE' } })
+  t.match(r, { ok: false, status: 200, sha256: null, error: { code: 'TOO_LARGE' } })
   t.ok(r.bytes > 4 * MiB && r.bytes <= 4 * MiB + 64 * KiB, `stopped just past the cap (${r.bytes})`)
   t.ok(Date.now() - started < 5000, `quickly (${Date.now() - started} ms), not after inflating 16 GiB`)
   t.equal(target.bomb.started, true)

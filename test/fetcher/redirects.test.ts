@@ -1,7 +1,7 @@
 import t from 'tap'
 import { fetchPage } from '../../src/fetcher/fetch-page.js'
 import { isHttpUrl, isRedirectStatus, nextHop } from '../../src/fetcher/redirects.js'
-import { fetchTarget, never, opts, recordSleeps } from './fixtures.js'
+import { fetchKept, fetchTarget, never, opts, recordSleeps } from './fixtures.js'
 
 const { target, agent } = await fetchTarget(t)
 
@@ -41,7 +41,7 @@ t.test('nextHop', async (t) => {
 })
 
 t.test('redirects', async (t) => {
-  const chain = await fetchPage(agent, target.url('/chain/3'), { ...opts, maxRedirects: 3 }, never)
+  const chain = await fetchKept(agent, target.url('/chain/3'), { ...opts, maxRedirects: 3 }, never)
   t.match(chain, { ok: true, status: 200, finalUrl: target.url('/chain/0'), attempts: 1 })
   t.equal(String(chain.body), 'end of chain')
 
@@ -70,11 +70,11 @@ t.test('redirects', async (t) => {
 
 t.test('credentials stay with their origin across redirects', async (t) => {
   const headers = { Authorization: 'Bearer secret', Cookie: 'a=b', 'X-Trace': 'kept' }
-  const sameOrigin = await fetchPage(agent, target.url('/redirect?to=/headers'), { ...opts, headers }, never)
+  const sameOrigin = await fetchKept(agent, target.url('/redirect?to=/headers'), { ...opts, headers }, never)
   t.match(JSON.parse(String(sameOrigin.body)), { authorization: 'Bearer secret', cookie: 'a=b', 'x-trace': 'kept' })
 
   const other = `http://localhost:${target.port}/headers`
-  const crossOrigin = await fetchPage(agent, target.url(`/redirect?to=${encodeURIComponent(other)}`), { ...opts, headers }, never)
+  const crossOrigin = await fetchKept(agent, target.url(`/redirect?to=${encodeURIComponent(other)}`), { ...opts, headers }, never)
   t.equal(crossOrigin.finalUrl, other)
   const sent = JSON.parse(String(crossOrigin.body)) as Record<string, string>
   t.equal(sent.authorization, undefined)
@@ -84,7 +84,7 @@ t.test('credentials stay with their origin across redirects', async (t) => {
   // Back to the first origin after a detour: what was dropped stays dropped, as in fetch.
   const back = target.url('/headers')
   const detour = `http://localhost:${target.port}/redirect?to=${encodeURIComponent(back)}`
-  const returned = await fetchPage(agent, target.url(`/redirect?to=${encodeURIComponent(detour)}`), { ...opts, headers }, never)
+  const returned = await fetchKept(agent, target.url(`/redirect?to=${encodeURIComponent(detour)}`), { ...opts, headers }, never)
   t.equal(returned.finalUrl, back)
   t.notMatch(JSON.parse(String(returned.body)), { authorization: String })
 })

@@ -3,7 +3,7 @@ import { fetchPage } from '../../src/fetcher/fetch-page.js'
 import {
   BACKOFF_BASE_MS, BACKOFF_CAP_MS, backoffMs, isRetryableStatus, parseRetryAfter, RETRY_AFTER_MAX_MS, retryWaitMs
 } from '../../src/fetcher/retry.js'
-import { fetchTarget, never, opts, recordSleeps } from './fixtures.js'
+import { fetchKept, fetchTarget, never, opts, recordSleeps } from './fixtures.js'
 
 const { target, agent } = await fetchTarget(t)
 const justBelowOne = 1 - Number.EPSILON
@@ -68,7 +68,7 @@ t.test('HTTP_STATUS and which statuses are retried', async (t) => {
 
 t.test('503 then 200: retried with exponential backoff and full jitter', async (t) => {
   const hooks = recordSleeps(0.5)
-  const r = await fetchPage(agent, target.url('/flaky?key=backoff&fails=3'), { ...opts, retries: 3 }, never, hooks)
+  const r = await fetchKept(agent, target.url('/flaky?key=backoff&fails=3'), { ...opts, retries: 3 }, never, hooks)
   t.match(r, { ok: true, status: 200, attempts: 4, error: null })
   t.equal(String(r.body), 'ok after 3')
   t.same(hooks.sleeps, [125, 250, 500])

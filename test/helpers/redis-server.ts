@@ -24,7 +24,8 @@ export interface PrivateRedis {
   stop(): Promise<void>
 }
 
-export async function startPrivateRedis (t: Test): Promise<PrivateRedis> {
+/** `args`: more `redis-server` arguments, e.g. `['--maxmemory', '64mb']`. */
+export async function startPrivateRedis (t: Test, options: { args?: string[] } = {}): Promise<PrivateRedis> {
   const port = await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'trawl-outage-'))
   let child: ChildProcess | null = null
@@ -34,7 +35,7 @@ export async function startPrivateRedis (t: Test): Promise<PrivateRedis> {
     const proc = spawn('redis-server', [
       '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
       '--appendonly', 'yes', '--appendfsync', 'always', '--save', '',
-      '--daemonize', 'no', '--loglevel', 'notice'
+      '--daemonize', 'no', '--loglevel', 'notice', ...(options.args ?? [])
     ], { stdio: ['ignore', 'pipe', 'pipe'] })
     child = proc
     // Redis prints this line once it has loaded its files and listens: the event to wait for.

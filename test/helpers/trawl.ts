@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pino, type Logger } from 'pino'
 import type { Test } from 'tap'
@@ -10,15 +13,27 @@ import { TEST_REDIS_URL, testPrefix } from './redis.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
+const contentDirs = new Set<string>()
+// Bodies of the test services go to a folder per prefix under the temp dir, removed at exit.
+process.once('exit', () => { for (const dir of contentDirs) rmSync(dir, { recursive: true, force: true }) })
+
+/** The fs content store's folder of a test service on `prefix` (removed when the test process exits). */
+export function testContentDir (prefix: string): string {
+  const dir = join(tmpdir(), `trawl-test-content-${prefix}`)
+  contentDirs.add(dir)
+  return dir
+}
+
 /**
- * Environment every test service runs with: its own prefix, loopback targets allowed, and no
- * per-host cap (every target here is 127.0.0.1, one host: a cap would change what the tests
- * measure; test/hosts sets its own).
+ * Environment every test service runs with: its own prefix and content folder, loopback targets
+ * allowed, and no per-host cap (every target here is 127.0.0.1, one host: a cap would change
+ * what the tests measure; test/hosts sets its own).
  */
 export function testEnv (prefix: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     REDIS_URL: TEST_REDIS_URL,
     REDIS_PREFIX: prefix,
+    CONTENT_DIR: testContentDir(prefix),
     FETCH_ALLOW_CIDRS: '127.0.0.0/8,::1/128',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     WORKER_LOCK_MS: '2000',

@@ -11,6 +11,7 @@ type StepReply = Awaited<ReturnType<LaneDeps['step']>>
 type PageResult = Awaited<ReturnType<LaneDeps['fetch']>>
 type JobOptions = NonNullable<Awaited<ReturnType<LaneDeps['laneContext']>>>['options']
 
+const SHA = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'
 const DATA: LaneData = { jobId: 'j_01JAAAAAAAAAAAAAAAAAAAAAAA', lane: 3 }
 const TENANT = 'team-a'
 const OPTIONS: JobOptions = { concurrency: 2, timeoutMs: 1000, retries: 0, maxBytes: 1000, maxRedirects: 0, headers: {}, keepContent: true, robots: 'ignore' }
@@ -24,7 +25,7 @@ function page (url: string, extra: Partial<PageResult> = {}): PageResult {
     finalUrl: url,
     contentType: 'text/plain',
     bytes: ok ? url.length : 0,
-    body: ok ? Buffer.from(url) : null,
+    sha256: ok ? SHA : null,
     error: ok ? null : { code: 'HTTP_STATUS', message: 'HTTP 404' },
     attempts: 1,
     durationMs: 1,
@@ -32,7 +33,7 @@ function page (url: string, extra: Partial<PageResult> = {}): PageResult {
   }
 }
 
-const CANCELLED_PAGE: Partial<PageResult> = { ok: false, status: null, bytes: 0, body: null, error: { code: 'CANCELLED', message: 'aborted' }, attempts: 1 }
+const CANCELLED_PAGE: Partial<PageResult> = { ok: false, status: null, bytes: 0, sha256: null, error: { code: 'CANCELLED', message: 'aborted' }, attempts: 1 }
 
 interface Fake {
   deps: LaneDeps
@@ -172,21 +173,19 @@ t.test('a signal aborted before the run: one step without claim, then handback o
 })
 
 t.test('the reported result maps the PageResult fields', async (t) => {
-  const fetchedPage = page('http://a.test/x', { finalUrl: 'http://a.test/y', contentType: 'text/html', bytes: 5, body: Buffer.from('hello'), attempts: 3, durationMs: 12.6 })
+  const fetchedPage = page('http://a.test/x', { finalUrl: 'http://a.test/y', contentType: 'text/html', bytes: 5, sha256: 'b'.repeat(64), attempts: 3, durationMs: 12.6 })
   const f = fake(['http://a.test/x'])
   f.deps.fetch = async () => fetchedPage
   await runLane(DATA, f.deps, new AbortController().signal)
   t.equal(f.reports.length, 1)
   t.same(f.reports[0], {
     index: 0,
-    result: { state: 'succeeded', status: 200, finalUrl: 'http://a.test/y', contentType: 'text/html', bytes: 5, durationMs: 13, attempts: 3, error: null, hasContent: true },
-    body: fetchedPage.body
-  }, 'durationMs rounded, hasContent from the body')
-  t.equal(f.reports[0]?.body, fetchedPage.body, 'the body itself, not a copy')
+    result: { state: 'succeeded', status: 200, finalUrl: 'http://a.test/y', contentType: 'text/html', bytes: 5, durationMs: 13, attempts: 3, error: null, hasContent: true, sha256: 'b'.repeat(64) }
+  }, 'durationMs rounded, hasContent and sha256 from the stored body')
 
   t.same(toStoredResult(page('http://a.test/fail', { status: 404, durationMs: 0.4 })), {
-    state: 'failed', status: 404, finalUrl: 'http://a.test/fail', contentType: 'text/plain', bytes: 0, durationMs: 0, attempts: 1, error: { code: 'HTTP_STATUS', message: 'HTTP 404' }, hasContent: false
+    state: 'failed', status: 404, finalUrl: 'http://a.test/fail', contentType: 'text/plain', bytes: 0, durationMs: 0, attempts: 1, error: { code: 'HTTP_STATUS', message: 'HTTP 404' }, hasContent: false, sha256: null
   }, 'a failure keeps its error and has no content')
-  t.equal(toStoredResult(page('http://a.test/ok', { body: null })).hasContent, false, 'a success with keepContent false has no content')
-  t.equal(toStoredResult(page('http://a.test/ok', { ok: false, body: Buffer.from('x') })).hasContent, false, 'a body of a failure is never content')
+  t.equal(toStoredResult(page('http://a.test/ok', { sha256: null })).hasContent, false, 'a success with keepContent false has no content')
+  t.equal(toStoredResult(page('http://a.test/ok', { ok: false, sha256: SHA })).hasContent, false, 'a body of a failure is never content')
 })

@@ -99,5 +99,6 @@ t.test('trawl all: one set of metrics, role all, on the API port', async (t) => 
   t.equal(value(text, 'trawl_job_transitions_total{state="queued",role="all"}'), 1, 'the API half counts into it')
   t.equal(value(text, 'trawl_job_transitions_total{state="completed",role="all"}'), 1, 'and so does the worker half')
   t.equal(value(text, 'trawl_urls_finished_total{state="succeeded",code="none",role="all"}'), 2)
+  t.equal(value(text, 'trawl_content_store_operation_duration_seconds_count{op="put",outcome="success",role="all"}'), 2, 'the bodies\' puts into the content store are timed')
   t.notMatch(text, /role="(api|worker)"/, 'no series of a single half')
 })

@@ -16,7 +16,7 @@ const TENANT = 'team-a'
 let jobNo = 0
 
 const ok = (status = 200): StoredResult => ({
-  state: 'succeeded', status, finalUrl: null, contentType: 'text/plain', bytes: 5, durationMs: 1, attempts: 1, error: null, hasContent: false
+  state: 'succeeded', status, finalUrl: null, contentType: 'text/plain', bytes: 5, durationMs: 1, attempts: 1, error: null, hasContent: false, sha256: null
 })
 
 /** A job of `n` URLs created by the real store, its URLs admitted for its tenant, and script callers. */
@@ -38,12 +38,10 @@ async function setup (t: Test, n: number) {
       result: result ? JSON.stringify(result) : '',
       outcome: result?.state === 'succeeded' ? 'succeeded' : 'failed',
       bytes: result?.bytes ?? 0,
-      body: '',
       now: Date.now(),
       ttl: TTL_MS,
       channel: store.channel,
       claim: claim ? '1' : '0',
-      keep: '0',
       park: '',
       host: '',
       skip: '',
@@ -170,7 +168,7 @@ t.test('step parks an index by host: claims skip blocked hosts, prefer a wanted 
   t.same(await step(1, null, true), taken, 'a crash loses no parked index and no attempt count')
   t.same(await step(5, { index: 1, park: park('a.test') }, true), { kind: 'fetch', index: 1, url: 'http://a.test/1', parked: park('a.test') },
     'a lane that does not hold an index cannot park it; a claim without skip takes a parked one')
-  await step(1, { index: 0, result: ok(), body: null }, false)
+  await step(1, { index: 0, result: ok() }, false)
   t.equal(await s.redis.hexists(jobKeys(s.prefix, id).parked, '0'), 0, 'a written result drops the parked record')
   await s.store.finish(id, 'cancelled', null, TENANT)
   t.same(await s.redis.exists(jobKeys(s.prefix, id).parked, jobKeys(s.prefix, id).parkq), 0, 'a cancel drops the parked URLs')

@@ -24,6 +24,19 @@ export const PRODUCERS = {
     'HEAD /jobs/{id}/results/{index}/content 404', 'POST /jobs 202'
   ],
   'content: keepContent false stores no body': ['GET /jobs/{id} 200', 'GET /jobs/{id}/results/{index}/content 404', 'POST /jobs 202'],
+  'content: ETag is the sha256 of the body; 304 for If-None-Match; Content-Length': [
+    'GET /jobs/{id} 200', 'GET /jobs/{id}/results/{index}/content 200', 'GET /jobs/{id}/results/{index}/content 304',
+    'HEAD /jobs/{id}/results/{index}/content 304', 'POST /jobs 202'
+  ],
+  'bulk: every result as NDJSON and every stored body as a ZIP; HEAD; 404 for an unknown job': [
+    'GET /jobs/{id} 200', 'GET /jobs/{id}/archive 200', 'GET /jobs/{id}/archive 404', 'GET /jobs/{id}/results 200',
+    'GET /jobs/{id}/results 404', 'HEAD /jobs/{id}/archive 200', 'HEAD /jobs/{id}/archive 404',
+    'HEAD /jobs/{id}/results 200', 'HEAD /jobs/{id}/results 404', 'POST /jobs 202'
+  ],
+  'purge: 204, then the job is 404 everywhere; 400 for a purge that is neither true nor false': [
+    'DELETE /jobs/{id} 204', 'DELETE /jobs/{id} 400', 'DELETE /jobs/{id} 404', 'GET /jobs/{id} 200', 'GET /jobs/{id} 404',
+    'GET /jobs/{id}/archive 404', 'GET /jobs/{id}/results 404', 'GET /jobs/{id}/results/{index}/content 404', 'POST /jobs 202'
+  ],
   'content: 400 for an index that is not a non-negative integer': [
     'GET /jobs/{id}/results/{index}/content 400', 'HEAD /jobs/{id}/results/{index}/content 400'
   ],
@@ -38,7 +51,9 @@ export const PRODUCERS = {
   ],
   'problems: with API keys, 401 without a valid key on every route but the probes; another tenant\'s job is 404': [
     'DELETE /jobs/{id} 401', 'DELETE /jobs/{id} 404', 'GET /healthz 200', 'GET /jobs/{id} 200',
-    'GET /jobs/{id} 401', 'GET /jobs/{id} 404', 'GET /jobs/{id}/events 401', 'GET /jobs/{id}/events 404',
+    'GET /jobs/{id} 401', 'GET /jobs/{id} 404', 'GET /jobs/{id}/archive 401', 'GET /jobs/{id}/archive 404',
+    'GET /jobs/{id}/events 401', 'GET /jobs/{id}/events 404', 'GET /jobs/{id}/results 401', 'GET /jobs/{id}/results 404',
+    'HEAD /jobs/{id}/archive 401', 'HEAD /jobs/{id}/results 401',
     'GET /jobs/{id}/results/{index}/content 401', 'GET /jobs/{id}/results/{index}/content 404',
     'GET /jobs 401', 'GET /metrics 200', 'GET /readyz 200', 'HEAD /healthz 200', 'HEAD /jobs 401', 'HEAD /jobs/{id} 401', 'HEAD /jobs/{id} 404',
     'HEAD /jobs/{id}/results/{index}/content 401', 'HEAD /jobs/{id}/results/{index}/content 404',
@@ -48,9 +63,10 @@ export const PRODUCERS = {
     'GET /metrics 200', 'GET /metrics 401', 'HEAD /metrics 200', 'HEAD /metrics 401', 'POST /jobs 202'
   ],
   'problems: 503 with Retry-After while the process is overloaded, on every route but /healthz': [
-    'DELETE /jobs/{id} 503', 'GET / 503', 'GET /docs 503', 'GET /healthz 200', 'GET /jobs 503', 'HEAD /jobs 503', 'GET /jobs/{id} 503', 'GET /jobs/{id}/events 503', 'GET /metrics 503', 'HEAD /metrics 503',
-    'GET /jobs/{id}/results/{index}/content 503', 'GET /readyz 503', 'HEAD /healthz 200',
-    'HEAD /jobs/{id} 503', 'HEAD /jobs/{id}/results/{index}/content 503', 'HEAD /readyz 503',
+    'DELETE /jobs/{id} 503', 'GET / 503', 'GET /docs 503', 'GET /healthz 200', 'GET /jobs 503', 'HEAD /jobs 503', 'GET /jobs/{id} 503', 'GET /jobs/{id}/archive 503',
+    'GET /jobs/{id}/events 503', 'GET /jobs/{id}/results 503', 'GET /jobs/{id}/results/{index}/content 503', 'GET /metrics 503', 'HEAD /metrics 503',
+    'GET /readyz 503', 'HEAD /healthz 200', 'HEAD /jobs/{id} 503', 'HEAD /jobs/{id}/archive 503',
+    'HEAD /jobs/{id}/results 503', 'HEAD /jobs/{id}/results/{index}/content 503', 'HEAD /readyz 503',
     'POST /jobs 503'
   ],
   'problems: 503 with Retry-After while Redis does not answer': [
