@@ -1,13 +1,12 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { FastifyReply } from 'fastify'
-import { JobNotFoundError } from '../http/problems.js'
+import { JobNotFoundError, problemSchema } from '../http/problems.js'
 import type { EventHub, StreamEntry } from './hub.js'
 import { FINAL_JOB_STATES, JOB_ID_PATTERN } from '../jobs/schemas.js'
 import { readJob } from '../jobs/documents.js'
 import type { JobStore } from '../jobs/store.js'
 import { parseEvent, readEvents, type JobEvent } from './entries.js'
-import { problemSchema } from '../http/problems.js'
 import type { Metrics } from '../metrics/metrics.js'
 
 const EVENT_ID = /^\d{1,20}-\d{1,20}$/

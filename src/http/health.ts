@@ -2,8 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import type { Redis } from 'ioredis'
 import { z } from 'zod'
 import { NEAR_FULL_RETRY_AFTER_S, nearFullDetail, redisMemory, type MemoryState } from '../redis/memory.js'
-import { TrawlError, UnavailableError } from './problems.js'
-import { problemSchema } from './problems.js'
+import { TrawlError, UnavailableError, problemSchema } from './problems.js'
 
 const statusSchema = z.object({ status: z.literal('ok') })
 

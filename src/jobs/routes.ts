@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Config } from '../config.js'
 import type { RedisMemory } from '../redis/memory.js'
-import { JobFinishedError, JobNotFoundError } from '../http/problems.js'
+import { JobFinishedError, JobNotFoundError, problemSchema } from '../http/problems.js'
 import type { FinishWatcher } from '../events/finish-watcher.js'
 import type { Admission } from '../tenants/admission.js'
 import type { IdempotencyKeys } from '../tenants/idempotency.js'
@@ -12,7 +12,6 @@ import { enqueueJob, type Queues } from './queue.js'
 import { FINAL_JOB_STATES, JOB_ID_PATTERN, JOB_STATES, jobDocumentSchema, submitBodySchema, type JobDocument } from './schemas.js'
 import type { JobStore } from './store.js'
 import { submitJob } from './submit.js'
-import { problemSchema } from '../http/problems.js'
 
 export interface JobRoutesDeps {
   config: Config
