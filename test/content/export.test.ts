@@ -8,13 +8,13 @@ import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
 import t from 'tap'
-import yauzl from 'yauzl'
 import { archiveStream, MANIFEST } from '../../src/content/archive.js'
 import type { ArchiveItem } from '../../src/content/archive.js'
 import { createFsContentStore } from '../../src/content/fs-store.js'
 import { bodyFileName, safeSlug } from '../../src/content/names.js'
 import { ndjsonStream } from '../../src/content/ndjson.js'
 import type { ContentStore } from '../../src/content/store.js'
+import { readZip } from './zip.js'
 
 const run = promisify(execFile)
 
@@ -39,27 +39,6 @@ async function storeWith (t: Tap.Test, bodies: Array<Buffer | null>, urls: strin
 
 async function * each<T> (items: T[]): AsyncGenerator<T> {
   for (const item of items) yield item
-}
-
-function readZip (path: string): Promise<Map<string, Buffer>> {
-  return new Promise((resolve, reject) => {
-    yauzl.open(path, { lazyEntries: true }, (err, zip) => {
-      if (err) return reject(err)
-      const out = new Map<string, Buffer>()
-      zip.on('entry', (entry: yauzl.Entry) => {
-        zip.openReadStream(entry, (err2, stream) => {
-          if (err2) return reject(err2)
-          const chunks: Buffer[] = []
-          stream.on('data', (c: Buffer) => chunks.push(c))
-          stream.on('end', () => { out.set(entry.fileName, Buffer.concat(chunks)); zip.readEntry() })
-          stream.on('error', reject)
-        })
-      })
-      zip.on('end', () => resolve(out))
-      zip.on('error', reject)
-      zip.readEntry()
-    })
-  })
 }
 
 declare namespace Tap { type Test = import('tap').Test }

@@ -6,7 +6,6 @@ import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import yauzl from 'yauzl'
 import { contentStoreOptions, createContentStore } from '../../src/content/index.js'
 import { checkBody } from '../../src/content/digest.js'
 import { MANIFEST } from '../../src/content/archive.js'
@@ -19,6 +18,7 @@ import { startGateServer } from '../helpers/gate-server.js'
 import { TEST_REDIS_URL } from '../helpers/redis.js'
 import { startTrawl, type TestTrawl } from '../helpers/trawl.js'
 import { BACKENDS, bodyOf, sha256, startBodyServer, type Backend } from './backends.js'
+import { readZip } from './zip.js'
 
 // The content store wired into the service, end to end, on both backends: bodies stream into
 // the store and never into Redis, the content, NDJSON and archive routes read them back, a
@@ -40,27 +40,6 @@ async function runJob (trawl: TestTrawl, urls: string[], options: Record<string,
   const id = (posted.json() as JobDocument).id
   const done = await inject({ method: 'GET', url: `/jobs/${id}?wait=30&limit=1000` })
   return done.json() as JobDocument
-}
-
-function readZip (path: string): Promise<Map<string, Buffer>> {
-  return new Promise((resolve, reject) => {
-    yauzl.open(path, { lazyEntries: true }, (err, zip) => {
-      if (err) return reject(err)
-      const out = new Map<string, Buffer>()
-      zip.on('entry', (entry: yauzl.Entry) => {
-        zip.openReadStream(entry, (err2, stream) => {
-          if (err2) return reject(err2)
-          const chunks: Buffer[] = []
-          stream.on('data', (c: Buffer) => chunks.push(c))
-          stream.on('end', () => { out.set(entry.fileName, Buffer.concat(chunks)); zip.readEntry() })
-          stream.on('error', reject)
-        })
-      })
-      zip.on('end', () => resolve(out))
-      zip.on('error', reject)
-      zip.readEntry()
-    })
-  })
 }
 
 for (const name of ['fs', 's3'] as const) {
