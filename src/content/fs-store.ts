@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, rename, rm, unlink } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
+import { addAbortListener } from 'node:events'
 import { join, resolve } from 'node:path'
-import { Readable, Writable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { Digesting } from './digest.js'
 import { checkJobId, checkKey, ContentStoreError } from './store.js'
 import type { ContentBody, ContentKey, ContentMeta, ContentStore, PutOptions, PutResult, StoredBody } from './store.js'
@@ -57,10 +56,10 @@ class FsContentStore implements ContentStore {
     const tmp = join(this.#jobDir(key.jobId), `${TMP}${key.index}-${randomBytes(6).toString('hex')}`)
     const source = new Digesting(body)
     try {
-      await mkdir(this.#jobDir(key.jobId), { recursive: true })
-      const fh = await open(tmp, 'wx')
+      const fh = await this.#openTmp(key.jobId, tmp)
       try {
-        await pipeline(Readable.from(source.chunks(), { objectMode: false }), fileSink(fh, this.#fsync), opts.signal ? { signal: opts.signal } : {})
+        await writeChunks(fh, source.chunks(), opts.signal)
+        if (this.#fsync) await fh.sync()
       } finally {
         await fh.close()
       }
@@ -72,6 +71,17 @@ class FsContentStore implements ContentStore {
       throw new ContentStoreError('fs', `put ${key.jobId}/${key.index}`, err)
     }
     return source.digest()
+  }
+
+  /** Opens a new temporary file; the job's folder is made only when it is missing (ENOENT), not per body. */
+  async #openTmp (jobId: string, tmp: string): Promise<FileHandle> {
+    try {
+      return await open(tmp, 'wx')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      await mkdir(this.#jobDir(jobId), { recursive: true })
+      return await open(tmp, 'wx')
+    }
   }
 
   async get (key: ContentKey): Promise<StoredBody | null> {
@@ -105,20 +115,30 @@ class FsContentStore implements ContentStore {
   async close (): Promise<void> {}
 }
 
-/** A Writable onto an open file, which syncs it at the end when asked. */
-function fileSink (fh: FileHandle, fsync: boolean): Writable {
-  return new Writable({
-    write (chunk: Buffer, _enc, cb) {
-      writeAll(fh, chunk).then(() => cb(), cb)
-    },
-    final (cb) {
-      if (!fsync) {
-        cb()
-        return
-      }
-      fh.sync().then(() => cb(), cb)
+/**
+ * Writes every chunk, in a plain loop rather than a stream pipeline (two fewer streams and their
+ * ticks per body); an abort ends the wait for a chunk that does not come (an origin that stalls).
+ */
+async function writeChunks (fh: FileHandle, chunks: AsyncGenerator<Uint8Array>, signal: AbortSignal | undefined): Promise<void> {
+  signal?.throwIfAborted()
+  let stop: Promise<never> | null = null
+  let listener: Disposable | null = null
+  if (signal) {
+    stop = new Promise<never>((_resolve, reject) => { listener = addAbortListener(signal, () => reject(signal.reason)) })
+    stop.catch(() => {})
+  }
+  try {
+    for (;;) {
+      const next = stop ? await Promise.race([chunks.next(), stop]) : await chunks.next()
+      if (next.done === true) return
+      await writeAll(fh, next.value as Buffer)
     }
-  })
+  } catch (err) {
+    chunks.return(undefined).catch(() => {})
+    throw err
+  } finally {
+    (listener as Disposable | null)?.[Symbol.dispose]()
+  }
 }
 
 // write(2) on a regular file may write less than asked (a nearly full disk): go on from there.

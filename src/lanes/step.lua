@@ -47,29 +47,60 @@ local meta, urls, results, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local parked, parkq = KEYS[7], KEYS[8]
 local lane, idx = ARGV[1], tonumber(ARGV[2])
 local now, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
-local state = redis.call('HGET', meta, 'state')
+-- One read of the meta fields a step needs; counters change only below, in this script.
+local m = redis.call('HMGET', meta, 'state', 'total', 'expiresAt', 'succeeded', 'failed', 'next')
+local state = m[1]
 if not state then return {-3} end
+local total = tonumber(m[2])
+-- The lane's hold and its `running` count change at most once per call, in settle(): a report
+-- followed by a claim overwrites the hold and leaves `running` as it was.
+local h, hRead, release, running, fresh = nil, false, false, 0, false
+local function holding ()
+  if not hRead then h, hRead = redis.call('HGET', held, lane), true end
+  return h
+end
+local function settle (n)
+  if n then
+    -- A new field may be a new hash (the last hold went): it gets its TTL below.
+    if redis.call('HSET', held, lane, n) == 1 and redis.call('PTTL', held) == -1 then fresh = true end
+    running = running + 1
+  elseif release then
+    redis.call('HDEL', held, lane)
+  end
+  if running ~= 0 then redis.call('HINCRBY', meta, 'running', running) end
+end
+-- A live job never expires; its TTLs move forward when they have used up a tenth (60 s at most),
+-- or when this call created a key (results, held) that has none yet.
+local function done (n, reply)
+  settle(n)
+  if fresh or tonumber(m[3]) - now < ttl - math.min(60000, ttl / 10) then
+    redis.call('HSET', meta, 'expiresAt', now + ttl)
+    touch(ttl)
+  end
+  return reply
+end
+
 if idx >= 0 and ARGV[10] ~= '' then
-  if state == 'running' and redis.call('HGET', held, lane) == ARGV[2] and redis.call('HEXISTS', results, idx) == 0 then
+  if state == 'running' and holding() == ARGV[2] and redis.call('HEXISTS', results, idx) == 0 then
     redis.call('HSET', parked, idx, ARGV[10])
     redis.call('ZADD', parkq, 0, ARGV[11] .. ' ' .. string.format('%010d', idx))
     redis.call('PEXPIRE', parked, ttl)
     redis.call('PEXPIRE', parkq, ttl)
-    redis.call('HINCRBY', meta, 'running', -1)
-    redis.call('HDEL', held, lane)
+    running, release, h = -1, true, nil
   end
 elseif idx >= 0 then
   if state == 'running' and redis.call('HEXISTS', results, idx) == 0 then
     redis.call('HSET', results, idx, ARGV[3])
-    local done = redis.call('HINCRBY', meta, ARGV[4], 1)
+    local count = redis.call('HINCRBY', meta, ARGV[4], 1)
     redis.call('HINCRBY', meta, 'bytes', ARGV[5])
-    redis.call('HINCRBY', meta, 'running', -1)
     redis.call('DECR', KEYS[6])
     redis.call('HDEL', parked, idx)
     resultEvent(idx, ARGV[3])
-    local other = ARGV[4] == 'succeeded' and 'failed' or 'succeeded'
-    done = done + tonumber(redis.call('HGET', meta, other))
-    if done >= tonumber(redis.call('HGET', meta, 'total')) then
+    running = -1
+    count = count + tonumber(ARGV[4] == 'succeeded' and m[5] or m[4])
+    -- The first result creates the results hash.
+    if count == 1 then fresh = true end
+    if count >= total then
       redis.call('HSET', meta, 'state', 'completed', 'finishedAt', now, 'expiresAt', now + ttl, 'running', 0)
       redis.call('DEL', held, parked, parkq)
       stateEvent()
@@ -78,22 +109,18 @@ elseif idx >= 0 then
       return {2}
     end
   end
-  if redis.call('HGET', held, lane) == ARGV[2] then redis.call('HDEL', held, lane) end
+  if holding() == ARGV[2] then release, h = true, nil end
 end
 if state == 'queued' then
   redis.call('HSET', meta, 'state', 'running', 'startedAt', now)
   state = 'running'
   stateEvent()
 end
-if state ~= 'running' then return {-1} end
--- A live job never expires; its TTLs move forward when they have used up a tenth (60 s at most),
--- or when a key created since the last move has none yet.
-if tonumber(redis.call('HGET', meta, 'expiresAt')) - now < ttl - math.min(60000, ttl / 10)
-  or redis.call('PTTL', results) == -1 or redis.call('PTTL', held) == -1 then
-  redis.call('HSET', meta, 'expiresAt', now + ttl)
-  touch(ttl)
+if state ~= 'running' then
+  settle(nil)
+  return {-1}
 end
-if ARGV[9] ~= '1' then return {0} end
+if ARGV[9] ~= '1' then return done(nil, {0}) end
 
 -- The index this lane holds, with its parked entry if it may have one (held or from parkq).
 local function take (n, mayBeParked)
@@ -102,8 +129,7 @@ local function take (n, mayBeParked)
   if info then return {1, n, url, info} end
   return {1, n, url}
 end
-local h = redis.call('HGET', held, lane)
-if h then return take(tonumber(h), true) end
+if holding() then return done(nil, take(tonumber(h), true)) end
 
 -- A parked index first: of the wanted host, else of the first host not skipped. Each jump
 -- passes one skipped host, so this is at most (skipped hosts + 1) lookups.
@@ -117,11 +143,11 @@ if not pick then
   for host in string.gmatch(ARGV[12], '%S+') do skip[host] = true end
   local from = '-'
   while true do
-    local m = redis.call('ZRANGEBYLEX', parkq, from, '+', 'LIMIT', 0, 1)[1]
-    if not m then break end
-    local host = string.sub(m, 1, -12)
+    local p = redis.call('ZRANGEBYLEX', parkq, from, '+', 'LIMIT', 0, 1)[1]
+    if not p then break end
+    local host = string.sub(p, 1, -12)
     if not skip[host] then
-      pick = m
+      pick = p
       break
     end
     skipped[#skipped + 1] = host
@@ -131,17 +157,12 @@ end
 if pick then
   redis.call('ZREM', parkq, pick)
   local n = tonumber(string.sub(pick, -10))
-  redis.call('HSET', held, lane, n)
-  redis.call('HINCRBY', meta, 'running', 1)
-  return take(n, true)
+  return done(n, take(n, true))
 end
 
-local n = redis.call('HINCRBY', meta, 'next', 1) - 1
-if n >= tonumber(redis.call('HGET', meta, 'total')) then
-  redis.call('HINCRBY', meta, 'next', -1)
-  if #skipped > 0 then return {3, unpack(skipped)} end
-  return {0}
+if tonumber(m[6]) >= total then
+  if #skipped > 0 then return done(nil, {3, unpack(skipped)}) end
+  return done(nil, {0})
 end
-redis.call('HSET', held, lane, n)
-redis.call('HINCRBY', meta, 'running', 1)
-return take(n, false)
+local n = redis.call('HINCRBY', meta, 'next', 1) - 1
+return done(n, take(n, false))
