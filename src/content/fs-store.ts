@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs'
 import { mkdir, open, rename, rm, unlink } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { addAbortListener } from 'node:events'
@@ -19,6 +20,9 @@ export interface FsContentStoreOptions {
    */
   fsync?: boolean
 }
+
+/** Bodies up to this size are gathered in memory and written in one synchronous step (#writeSmall). */
+const SMALL_BODY_BYTES = 64 * 1024
 
 /** The prefix of temporary files; no key maps to a name that starts with it. */
 const TMP = '.tmp-'
@@ -55,22 +59,64 @@ class FsContentStore implements ContentStore {
     const path = this.#pathOf(key)
     const tmp = join(this.#jobDir(key.jobId), `${TMP}${key.index}-${randomBytes(6).toString('hex')}`)
     const source = new Digesting(body)
+    // A body is held in memory while it is small, and goes to a temporary file once it is not.
+    const small: Buffer[] = []
+    let held = 0
+    const file: { fh: FileHandle | null } = { fh: null }
     try {
-      const fh = await this.#openTmp(key.jobId, tmp)
-      try {
-        await writeChunks(fh, source.chunks(), opts.signal)
-        if (this.#fsync) await fh.sync()
-      } finally {
+      await eachChunk(source.chunks(), opts.signal, async (chunk) => {
+        if (file.fh === null && held + chunk.byteLength <= SMALL_BODY_BYTES) {
+          small.push(chunk)
+          held += chunk.byteLength
+          return
+        }
+        if (file.fh === null) {
+          file.fh = await this.#openTmp(key.jobId, tmp)
+          for (const part of small.splice(0)) await writeAll(file.fh, part)
+        }
+        await writeAll(file.fh, chunk)
+      })
+      if (file.fh === null) {
+        this.#writeSmall(key.jobId, tmp, Buffer.concat(small, held))
+        renameSync(tmp, path)
+      } else {
+        if (this.#fsync) await file.fh.sync()
+        const fh = file.fh
+        file.fh = null
         await fh.close()
+        await rename(tmp, path)
       }
-      await rename(tmp, path)
     } catch (err) {
+      await file.fh?.close().catch(() => {})
       await unlink(tmp).catch(() => {})
       if (source.sourceFailed) throw source.sourceError
       if (opts.signal?.aborted) throw opts.signal.reason
       throw new ContentStoreError('fs', `put ${key.jobId}/${key.index}`, err)
     }
     return source.digest()
+  }
+
+  /**
+   * A small body (most pages) is written with synchronous calls: on a local disk they take
+   * microseconds, where the four threadpool round trips of open, write, close and rename cost more
+   * CPU than the rest of the page's fetch (docs/bench-results.md, "Issue 11"). The job's folder
+   * is made only when it is missing.
+   */
+  #writeSmall (jobId: string, tmp: string, data: Buffer): void {
+    let fd: number
+    try {
+      fd = openSync(tmp, 'wx')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      mkdirSync(this.#jobDir(jobId), { recursive: true })
+      fd = openSync(tmp, 'wx')
+    }
+    try {
+      for (let offset = 0; offset < data.length;) offset += writeSync(fd, data, offset)
+      if (this.#fsync) fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
   }
 
   /** Opens a new temporary file; the job's folder is made only when it is missing (ENOENT), not per body. */
@@ -116,10 +162,11 @@ class FsContentStore implements ContentStore {
 }
 
 /**
- * Writes every chunk, in a plain loop rather than a stream pipeline (two fewer streams and their
- * ticks per body); an abort ends the wait for a chunk that does not come (an origin that stalls).
+ * Hands every chunk to `each`, in a plain loop rather than a stream pipeline (two fewer streams
+ * and their ticks per body); an abort ends the wait for a chunk that does not come (an origin
+ * that stalls).
  */
-async function writeChunks (fh: FileHandle, chunks: AsyncGenerator<Uint8Array>, signal: AbortSignal | undefined): Promise<void> {
+async function eachChunk (chunks: AsyncGenerator<Uint8Array>, signal: AbortSignal | undefined, each: (chunk: Buffer) => Promise<void>): Promise<void> {
   signal?.throwIfAborted()
   let stop: Promise<never> | null = null
   let listener: Disposable | null = null
@@ -131,7 +178,7 @@ async function writeChunks (fh: FileHandle, chunks: AsyncGenerator<Uint8Array>, 
     for (;;) {
       const next = stop ? await Promise.race([chunks.next(), stop]) : await chunks.next()
       if (next.done === true) return
-      await writeAll(fh, next.value as Buffer)
+      await each(next.value as Buffer)
     }
   } catch (err) {
     chunks.return(undefined).catch(() => {})
