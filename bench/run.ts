@@ -531,49 +531,31 @@ async function runFetch (w: Workload, contenders: Contender[], target: Target, r
       return t.ms
     }
   }))
-  steps.push({
-    name: 'bare',
+  // A reference side's round (the bare loop, curl): CPU, the target's peak and phases around `run`.
+  // `cpuMs` is the reference's own CPU when it runs in another process (curl); the bare loop's is this one's.
+  const reference = (name: string, side: SideResult, run: () => Promise<{ ms: number, failures: number, cpuMs?: number }>): Step => ({
+    name,
     go: async (round) => {
       const meter = new CpuMeter({ redis: redisPid, target: target.pid })
       await target.stats(true)
       meter.start()
       const wall0 = performance.timeOrigin + performance.now()
-      const b = await bareLoop(agent, urls, bareConcurrency, w.keepContent)
+      const r = await run()
       const cpu = meter.stop()
-      bare.cpu.push({ ...cpu, self: cpu.bench ?? NaN })
+      side.cpu.push({ ...cpu, self: r.cpuMs ?? cpu.bench ?? NaN })
       const st = await target.stats()
-      bare.maxInFlight.push(st.maxInFlight)
-      recordPhases(bare, wall0, b.ms, st)
-      bare.ms.push(b.ms)
-      if (b.failures > 0) {
-        bare.failures++
-        log(`  ! bare run ${round + 1}: ${b.failures} failures`)
+      side.maxInFlight.push(st.maxInFlight)
+      recordPhases(side, wall0, r.ms, st)
+      side.ms.push(r.ms)
+      if (r.failures > 0) {
+        side.failures++
+        log(`  ! ${name} run ${round + 1}: ${r.failures} failures`)
       }
-      return b.ms
+      return r.ms
     }
   })
-  if (curl !== null) {
-    steps.push({
-      name: 'curl',
-      go: async (round) => {
-        const meter = new CpuMeter({ redis: redisPid, target: target.pid })
-        await target.stats(true)
-        meter.start()
-        const wall0 = performance.timeOrigin + performance.now()
-        const r = await curlLoop(curlFile, w.concurrency)
-        curl.cpu.push({ ...meter.stop(), self: r.cpuMs })
-        const st = await target.stats()
-        curl.maxInFlight.push(st.maxInFlight)
-        recordPhases(curl, wall0, r.ms, st)
-        curl.ms.push(r.ms)
-        if (r.failures > 0) {
-          curl.failures++
-          log(`  ! curl run ${round + 1}: ${r.failures} failures`)
-        }
-        return r.ms
-      }
-    })
-  }
+  steps.push(reference('bare', bare, () => bareLoop(agent, urls, bareConcurrency, w.keepContent)))
+  if (curl !== null) steps.push(reference('curl', curl, () => curlLoop(curlFile, w.concurrency)))
 
   try {
     // Warm-up, not measured: JIT, connections and Redis scripts, on every side.
