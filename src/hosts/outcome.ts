@@ -1,3 +1,4 @@
+import { parseRetryAfter } from '../fetcher/retry.js'
 import type { HostOutcome } from './slots.js'
 
 /** The longest pause a response can put on a host (contract: up to 5 minutes). */
@@ -10,22 +11,13 @@ export const MAX_PAUSE_MS = 5 * 60_000
 export const PAUSED_URL_MAX_MS = 15 * 60_000
 
 /**
- * `Retry-After` as milliseconds from `now`: delay-seconds or an HTTP date, capped at
- * `MAX_PAUSE_MS`. Undefined when the header is absent or unreadable; a date in the past is 0.
+ * `Retry-After` as the pause it asks of a host, in milliseconds from `now`: the fetcher's reading
+ * of the header (delay-seconds or an HTTP date), capped at `MAX_PAUSE_MS`. Undefined when the
+ * header is absent or unreadable; a date in the past is 0.
  */
-export function parseRetryAfter (value: string | string[] | undefined, now = Date.now()): number | undefined {
-  const raw = (Array.isArray(value) ? value[0] : value)?.trim()
-  if (raw === undefined || raw === '') return undefined
-  let ms: number
-  if (/^\d+$/.test(raw)) {
-    ms = Number(raw) * 1000
-  } else {
-    // An HTTP date names its day; Date.parse alone reads '-1' as the year 1 BC.
-    const at = /^[A-Za-z]{3}/.test(raw) ? Date.parse(raw) : Number.NaN
-    if (Number.isNaN(at)) return undefined
-    ms = Math.max(0, at - now)
-  }
-  return Math.min(ms, MAX_PAUSE_MS)
+export function pauseFromRetryAfter (value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const ms = parseRetryAfter((Array.isArray(value) ? value[0] : value) ?? null, now)
+  return ms === undefined ? undefined : Math.min(ms, MAX_PAUSE_MS)
 }
 
 /**
@@ -37,7 +29,7 @@ export function parseRetryAfter (value: string | string[] | undefined, now = Dat
  * - no answer (network error, timeout): nothing learnt.
  */
 export function hostOutcome (status: number, retryAfter: string | string[] | undefined, now = Date.now()): HostOutcome {
-  return outcomeOf(status, parseRetryAfter(retryAfter, now))
+  return outcomeOf(status, pauseFromRetryAfter(retryAfter, now))
 }
 
 /** `hostOutcome` with Retry-After already read as ms (capped here at `MAX_PAUSE_MS`). */

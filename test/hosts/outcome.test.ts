@@ -1,19 +1,19 @@
 import t from 'tap'
 import { hostKeys, hostOf } from '../../src/hosts/keys.js'
-import { hostOutcome, MAX_PAUSE_MS, parseRetryAfter } from '../../src/hosts/outcome.js'
+import { hostOutcome, MAX_PAUSE_MS, pauseFromRetryAfter } from '../../src/hosts/outcome.js'
 
 t.test('Retry-After: seconds or an HTTP date, capped at 5 minutes', async (t) => {
   const now = Date.parse('2025-01-01T00:00:00Z')
-  t.equal(parseRetryAfter('3', now), 3000)
-  t.equal(parseRetryAfter(' 0 ', now), 0)
-  t.equal(parseRetryAfter('Wed, 01 Jan 2025 00:00:10 GMT', now), 10_000)
-  t.equal(parseRetryAfter('Tue, 31 Dec 2024 23:00:00 GMT', now), 0, 'a date gone by')
-  t.equal(parseRetryAfter('86400', now), MAX_PAUSE_MS)
-  t.equal(parseRetryAfter(['7', '9'], now), 7000)
-  t.equal(parseRetryAfter('Wednesday, 01-Jan-25 00:00:05 GMT', now), 5000, 'the obsolete RFC 850 form')
-  t.equal(parseRetryAfter('soon', now), undefined)
-  t.equal(parseRetryAfter('-1', now), undefined)
-  t.equal(parseRetryAfter(undefined, now), undefined)
+  t.equal(pauseFromRetryAfter('3', now), 3000)
+  t.equal(pauseFromRetryAfter(' 0 ', now), 0)
+  t.equal(pauseFromRetryAfter('Wed, 01 Jan 2025 00:00:10 GMT', now), 10_000)
+  t.equal(pauseFromRetryAfter('Tue, 31 Dec 2024 23:00:00 GMT', now), 0, 'a date gone by')
+  t.equal(pauseFromRetryAfter('86400', now), MAX_PAUSE_MS)
+  t.equal(pauseFromRetryAfter(['7', '9'], now), 7000)
+  t.equal(pauseFromRetryAfter('Wednesday, 01-Jan-25 00:00:05 GMT', now), 5000, 'the obsolete RFC 850 form')
+  t.equal(pauseFromRetryAfter('soon', now), undefined)
+  t.equal(pauseFromRetryAfter('-1', now), undefined)
+  t.equal(pauseFromRetryAfter(undefined, now), undefined)
 })
 
 t.test('what a response says about its host', async (t) => {
