@@ -233,9 +233,3 @@ export function createMetrics (opts: MetricsOptions): Metrics {
     observeRedisMemory: (read) => { sources.redisMemory = read }
   }
 }
-
-/** Redis' memory from the text of `INFO memory` (`used_memory`, `maxmemory`). */
-export function redisMemory (info: string): RedisMemory {
-  const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? Number.NaN)
-  return { used: field('used_memory'), max: field('maxmemory') }
-}

@@ -9,9 +9,10 @@ import { buildApp } from '../http/app.js'
 import { createQueues } from '../jobs/queue.js'
 import { createJobStore } from '../jobs/redis-store.js'
 import { CALLBACK_QUEUE, FETCH_QUEUE } from '../jobs/keys.js'
-import { createMetrics, redisMemory, type Metrics } from '../metrics/metrics.js'
+import { createMetrics, type Metrics } from '../metrics/metrics.js'
 import { meteredStore } from '../metrics/store.js'
 import { closeRedis, createRedis, untilReady } from '../redis/connections.js'
+import { redisMemory } from '../redis/memory.js'
 
 /**
  * The API role: Fastify, a fail-fast producer connection, the queues, the finish watcher and the
@@ -52,7 +53,8 @@ export async function startApi (config: Config, logger: Logger, opts: ApiOptions
   // worker's scrape never waits on Redis. Every API replica reports the same numbers (use max()).
   metrics.observeQueue(FETCH_QUEUE, () => queues.fetch.getJobCounts())
   metrics.observeQueue(CALLBACK_QUEUE, () => queues.callback.getJobCounts())
-  metrics.observeRedisMemory(async () => redisMemory(await redis.info('memory')))
+  // The same cached reading as the near-full rule's (redis/memory.ts): one INFO a second at most.
+  metrics.observeRedisMemory(() => redisMemory(redis).state())
   if (!await untilReady(redis)) logger.warn('Redis does not answer yet; requests get 503 until it does')
   const watcher = await createFinishWatcher(subscriber, store.channel)
   const hub = createEventHub(reader, redis, logger)
