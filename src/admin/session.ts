@@ -1,10 +1,9 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { createHmac } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
+import { bearerToken, keyDigest, matchKey } from '../http/bearer.js'
 
 /** The cookie the login form sets; scoped to /admin. */
 export const ADMIN_COOKIE = 'trawl_admin'
-
-const digest = (s: string) => createHash('sha256').update(s).digest()
 
 /**
  * The cookie value for a key: HMAC-SHA256 keyed with the admin key over a fixed label. It proves
@@ -39,20 +38,14 @@ export interface AdminGate {
  * the length nor the position of a match shows in the time taken.
  */
 export function createAdminGate (keys: readonly string[]): AdminGate {
-  const keyDigests = keys.map(digest)
-  const tokenDigests = keys.map((k) => digest(sessionToken(k)))
-  const matchesAny = (table: Buffer[], given: string): boolean => {
-    const d = digest(given)
-    let found = false
-    for (const entry of table) found = timingSafeEqual(d, entry) || found
-    return found
-  }
+  const keyDigests = keys.map(keyDigest)
+  const tokenDigests = keys.map((k) => keyDigest(sessionToken(k)))
+  const matchesAny = (table: Buffer[], given: string): boolean => matchKey(given, table) !== -1
   return {
     isKey: (given) => matchesAny(keyDigests, given),
     allows (request) {
-      const header = request.headers.authorization
-      const bearer = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
-      if (bearer !== null) return matchesAny(keyDigests, bearer[1] as string)
+      const bearer = bearerToken(request.headers.authorization)
+      if (bearer !== null) return matchesAny(keyDigests, bearer)
       const cookie = readCookie(request.headers.cookie, ADMIN_COOKIE)
       return cookie !== undefined && matchesAny(tokenDigests, cookie)
     }

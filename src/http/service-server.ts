@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { serializerCompiler, type FastifyPluginAsyncZod, type ZodTypeProvider } from 'fastify-type-provider-zod'
@@ -6,6 +5,7 @@ import type { Registry } from 'prom-client'
 import { z } from 'zod'
 import { clientErrorHandler, errorHandler, frameworkErrorHandler, sendProblem } from './error-handler.js'
 import { problemSchema } from './problems.js'
+import { bearerToken, keyDigest, matchKey } from './bearer.js'
 import { validatorCompiler } from './validation.js'
 
 /**
@@ -28,23 +28,12 @@ export interface MetricsRouteOptions {
   adminKeys?: readonly string[]
 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest()
-
-/** True when `header` is `Bearer <one of the keys>`; every key is compared, match or not. */
-export function bearerMatches (header: string | undefined, digests: readonly Buffer[]): boolean {
-  const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
-  if (match === null) return false
-  const given = digest(match[1] as string)
-  let found = false
-  for (const d of digests) found = timingSafeEqual(given, d) || found
-  return found
-}
-
 /** `GET /metrics` in Prometheus text format, optionally behind operators' bearer keys. */
 export const metricsRoute: FastifyPluginAsyncZod<MetricsRouteOptions> = async function metricsRoute (app, opts) {
-  const digests = (opts.adminKeys ?? []).map(digest)
+  const digests = (opts.adminKeys ?? []).map(keyDigest)
   app.get('/metrics', { schema: { response: { 200: z.string(), 401: problemSchema } } }, async (request, reply) => {
-    if (digests.length > 0 && !bearerMatches(request.headers.authorization, digests)) {
+    const token = bearerToken(request.headers.authorization)
+    if (digests.length > 0 && (token === null || matchKey(token, digests) === -1)) {
       return sendProblem(reply, 'UNAUTHORIZED', 'Send an operator key (ADMIN_API_KEYS) as Authorization: Bearer <key>.')
     }
     const text = await opts.registry.metrics()
