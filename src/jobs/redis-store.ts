@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import type { StreamEntry } from '../events/hub.js'
 import { loadScripts, queueScript, runScript, type ScriptArgs, type ScriptKeys, type ScriptReply } from '../redis/scripts.js'
-import { OPEN_TENANT } from '../tenants/auth.js'
+import { OPEN_TENANT } from '../tenants/tenant.js'
 import { finishedChannel, jobKeys, keyList, tenantPendingKey, type JobKeys } from './keys.js'
 import { indexJob, listJobs, type ListingDeps } from './listing.js'
 import { jobOptionsSchema, parkedUrlSchema, storedResultSchema, type JobOptions, type JobState, type ParkedUrl, type StoredResult } from './schemas.js'

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import type { StreamEntry } from '../events/hub.js'
-import { OPEN_TENANT } from '../tenants/auth.js'
+import { OPEN_TENANT } from '../tenants/tenant.js'
 import type { JobKeys } from './keys.js'
 import type { JobListPage, ListQuery } from './listing.js'
 import {

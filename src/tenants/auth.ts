@@ -5,9 +5,6 @@ import { bearerToken, keyDigest, matchKey } from '../http/bearer.js'
 import { UnauthorizedError } from '../http/problems.js'
 import { OPEN_TENANT } from './tenant.js'
 
-// Re-exported: it was defined here first, and the store's imports of it may still name this file.
-export { OPEN_TENANT }
-
 declare module 'fastify' {
   interface FastifyRequest {
     /** The tenant the request acts for: the owner of its API key, or OPEN_TENANT when keys are off. */
