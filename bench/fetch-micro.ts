@@ -11,11 +11,20 @@
  * - deadline+pipe:  request() with fetchPage's AbortController/deadline, body through
  *                   stream/promises pipeline(..., { signal }) into a Writable (fetchPage's path)
  * - deadline+read:  the same, body read with for-await and no pipeline (the proposed fast path)
+ * - fetchPage+fs:   fetchPage with each body kept in trawl's fs content store (as a lane keeps it)
+ * - bare+file:      the bare loop writing each body to a file with open, write, close and rename
+ *                   (the file system's own cost, for reference)
+ *
+ * Bodies go under $TMPDIR (a fresh folder per run, removed at the end).
  */
+import { closeSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
 import { request, type Dispatcher } from 'undici'
+import { createFsContentStore } from '../src/content/fs-store.js'
 import { createDispatcher } from '../src/fetcher/agent.js'
 import { fetchPage } from '../src/fetcher/fetch-page.js'
 import { createAddressGuard } from '../src/fetcher/guard.js'
@@ -79,6 +88,12 @@ async function main (): Promise<void> {
   const plain = bareAgent(CONCURRENCY)
   const guarded = createDispatcher({ guard: createAddressGuard(['127.0.0.0/8']), connections: CONCURRENCY })
   onCleanup(async () => { await plain.close(); await guarded.close() })
+  const dir = mkdtempSync(join(tmpdir(), 'trawl-fetch-micro-'))
+  onCleanup(async () => { rmSync(dir, { recursive: true, force: true }) })
+  const store = createFsContentStore({ dir })
+  const jobId = 'micro'
+  let index = 0
+  mkdirSync(join(dir, 'bare'))
   const pageOpts = { timeoutMs: TIMEOUT_MS, maxBytes: 25_000_000, maxRedirects: 5, headers: {}, keepContent: true, retries: 0 }
 
   const contenders: Record<string, FetchOne> = {
@@ -97,7 +112,25 @@ async function main (): Promise<void> {
       Buffer.concat(chunks, n)
       return n
     }),
-    'deadline+read': (url, lane) => withDeadline(lane, async (signal) => readAll((await request(url, { dispatcher: guarded, signal })).body))
+    'deadline+read': (url, lane) => withDeadline(lane, async (signal) => readAll((await request(url, { dispatcher: guarded, signal })).body)),
+    'fetchPage+fs': async (url, lane) => {
+      const key = { jobId, index: index++ }
+      const r = await fetchPage(guarded, url, pageOpts, lane, { sink: (chunks, meta, attempt) => store.put(key, chunks, meta, { signal: attempt }) })
+      if (!r.ok) throw new Error(`${url}: ${r.error?.code}`)
+      return r.bytes
+    },
+    'bare+file': async (url) => {
+      const res = await request(url, { dispatcher: plain })
+      const chunks: Buffer[] = []
+      for await (const chunk of res.body) chunks.push(chunk as Buffer)
+      const path = join(dir, 'bare', String(index++))
+      const fd = openSync(`${path}.tmp`, 'wx')
+      const data = Buffer.concat(chunks)
+      writeSync(fd, data)
+      closeSync(fd)
+      renameSync(`${path}.tmp`, path)
+      return data.length
+    }
   }
 
   const workloads = [

@@ -463,9 +463,13 @@ function bodyOf (w: Workload, urls: readonly string[]): string {
   return JSON.stringify({ urls, options })
 }
 
-/** The job's bodies and keys go: purged through the API, and its keys unlinked for an older checkout. */
+/**
+ * The job's keys go now; its bodies stay until the trawl process stops and its content folder is
+ * removed. Purging 10,000 bodies between rounds would measure the disk, not trawl: on this
+ * machine's ext4 (no journal) a file created in the minute after many were deleted costs ~0.5 ms
+ * of kernel CPU, as the allocator skips every recently deleted inode (docs/bench-results.md).
+ */
 async function dropJob (redis: Redis, proc: TrawlProcess, id: string): Promise<void> {
-  await proc.purge(id).catch(() => {})
   const keys = jobKeys(proc.prefix, id)
   await redis.unlink(...keyList(keys), keys.meta.replace(/:meta$/, ':content'))
 }

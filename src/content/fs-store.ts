@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto'
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, open, rename, rm, unlink } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { addAbortListener } from 'node:events'
 import { join, resolve } from 'node:path'
-import { Digesting } from './digest.js'
+import { SmallFileWriter } from './fs-writer.js'
 import { checkJobId, checkKey, ContentStoreError } from './store.js'
 import type { ContentBody, ContentKey, ContentMeta, ContentStore, PutOptions, PutResult, StoredBody } from './store.js'
 
@@ -21,7 +20,7 @@ export interface FsContentStoreOptions {
   fsync?: boolean
 }
 
-/** Bodies up to this size are gathered in memory and written in one synchronous step (#writeSmall). */
+/** Bodies up to this size are gathered in memory and written whole by the writer thread (fs-writer.ts). */
 const SMALL_BODY_BYTES = 64 * 1024
 
 /** The prefix of temporary files; no key maps to a name that starts with it. */
@@ -40,6 +39,11 @@ class FsContentStore implements ContentStore {
   readonly kind = 'fs'
   readonly #root: string
   readonly #fsync: boolean
+  /** This store's mark in temporary names (apart from other processes'), and their counter. */
+  readonly #tag = randomBytes(6).toString('hex')
+  #seq = 0
+  /** Where bodies up to SMALL_BODY_BYTES are written, off the event loop. */
+  readonly #writer = new SmallFileWriter()
 
   constructor (options: FsContentStoreOptions) {
     this.#root = resolve(options.dir)
@@ -57,28 +61,26 @@ class FsContentStore implements ContentStore {
 
   async put (key: ContentKey, body: ContentBody, _meta: ContentMeta, opts: PutOptions = {}): Promise<PutResult> {
     const path = this.#pathOf(key)
-    const tmp = join(this.#jobDir(key.jobId), `${TMP}${key.index}-${randomBytes(6).toString('hex')}`)
-    const source = new Digesting(body)
+    // Unique without a random draw per body (randomFillSync costs more than the write of a
+    // small page): this store's tag, then a counter.
+    const tmp = join(this.#jobDir(key.jobId), `${TMP}${key.index}-${this.#tag}${(this.#seq++).toString(36)}`)
+    const hash = createHash('sha256')
     // A body is held in memory while it is small, and goes to a temporary file once it is not.
     const small: Buffer[] = []
-    let held = 0
+    let bytes = 0
     const file: { fh: FileHandle | null } = { fh: null }
     try {
-      await eachChunk(source.chunks(), opts.signal, async (chunk) => {
-        if (file.fh === null && held + chunk.byteLength <= SMALL_BODY_BYTES) {
+      await eachChunk(body, opts.signal, (chunk) => {
+        hash.update(chunk)
+        bytes += chunk.byteLength
+        if (file.fh === null && bytes <= SMALL_BODY_BYTES) {
           small.push(chunk)
-          held += chunk.byteLength
-          return
+          return undefined
         }
-        if (file.fh === null) {
-          file.fh = await this.#openTmp(key.jobId, tmp)
-          for (const part of small.splice(0)) await writeAll(file.fh, part)
-        }
-        await writeAll(file.fh, chunk)
+        return this.#toFile(key.jobId, tmp, file, small, chunk)
       })
       if (file.fh === null) {
-        this.#writeSmall(key.jobId, tmp, Buffer.concat(small, held))
-        renameSync(tmp, path)
+        await this.#writer.write(this.#jobDir(key.jobId), tmp, path, small.length === 1 ? small[0] as Buffer : Buffer.concat(small, bytes), this.#fsync)
       } else {
         if (this.#fsync) await file.fh.sync()
         const fh = file.fh
@@ -89,34 +91,20 @@ class FsContentStore implements ContentStore {
     } catch (err) {
       await file.fh?.close().catch(() => {})
       await unlink(tmp).catch(() => {})
-      if (source.sourceFailed) throw source.sourceError
+      if (err instanceof SourceFailure) throw err.inner
       if (opts.signal?.aborted) throw opts.signal.reason
       throw new ContentStoreError('fs', `put ${key.jobId}/${key.index}`, err)
     }
-    return source.digest()
+    return { bytes, sha256: hash.digest('hex') }
   }
 
-  /**
-   * A small body (most pages) is written with synchronous calls: on a local disk they take
-   * microseconds, where the four threadpool round trips of open, write, close and rename cost more
-   * CPU than the rest of the page's fetch (docs/bench-results.md, "Issue 11"). The job's folder
-   * is made only when it is missing.
-   */
-  #writeSmall (jobId: string, tmp: string, data: Buffer): void {
-    let fd: number
-    try {
-      fd = openSync(tmp, 'wx')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-      mkdirSync(this.#jobDir(jobId), { recursive: true })
-      fd = openSync(tmp, 'wx')
+  /** A body past SMALL_BODY_BYTES: what was held goes to a new temporary file, then every chunk. */
+  async #toFile (jobId: string, tmp: string, file: { fh: FileHandle | null }, small: Buffer[], chunk: Buffer): Promise<void> {
+    if (file.fh === null) {
+      file.fh = await this.#openTmp(jobId, tmp)
+      for (const part of small.splice(0)) await writeAll(file.fh, part)
     }
-    try {
-      for (let offset = 0; offset < data.length;) offset += writeSync(fd, data, offset)
-      if (this.#fsync) fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
+    await writeAll(file.fh, chunk)
   }
 
   /** Opens a new temporary file; the job's folder is made only when it is missing (ENOENT), not per body. */
@@ -157,17 +145,26 @@ class FsContentStore implements ContentStore {
     }
   }
 
-  // Nothing to release: every file is closed by the operation that opened it.
-  async close (): Promise<void> {}
+  // Every file is closed by the operation that opened it; the writer thread stops once idle.
+  async close (): Promise<void> {
+    await this.#writer.close()
+  }
+}
+
+/** An error thrown by the body itself (not the store): put rethrows `inner` as it came. */
+class SourceFailure {
+  constructor (readonly inner: unknown) {}
 }
 
 /**
- * Hands every chunk to `each`, in a plain loop rather than a stream pipeline (two fewer streams
- * and their ticks per body); an abort ends the wait for a chunk that does not come (an origin
- * that stalls).
+ * Hands every chunk of `body` to `each`, in a plain loop rather than a stream pipeline (two fewer
+ * streams and their ticks per body), awaiting `each` only when it returns a promise; an abort
+ * ends the wait for a chunk that does not come (an origin that stalls). A failure of `body`
+ * rejects with a SourceFailure, one of `each` as it was.
  */
-async function eachChunk (chunks: AsyncGenerator<Uint8Array>, signal: AbortSignal | undefined, each: (chunk: Buffer) => Promise<void>): Promise<void> {
+async function eachChunk (body: ContentBody, signal: AbortSignal | undefined, each: (chunk: Buffer) => Promise<void> | undefined): Promise<void> {
   signal?.throwIfAborted()
+  const chunks = (body as AsyncIterable<Uint8Array | string>)[Symbol.asyncIterator]?.() ?? toAsync(body as Iterable<Uint8Array | string>)
   let stop: Promise<never> | null = null
   let listener: Disposable | null = null
   if (signal) {
@@ -176,16 +173,29 @@ async function eachChunk (chunks: AsyncGenerator<Uint8Array>, signal: AbortSigna
   }
   try {
     for (;;) {
-      const next = stop ? await Promise.race([chunks.next(), stop]) : await chunks.next()
+      let next: IteratorResult<Uint8Array | string>
+      try {
+        next = stop ? await Promise.race([chunks.next(), stop]) : await chunks.next()
+      } catch (err) {
+        throw signal?.aborted === true ? err : new SourceFailure(err)
+      }
       if (next.done === true) return
-      await each(next.value as Buffer)
+      const value = next.value
+      const chunk = typeof value === 'string' ? Buffer.from(value) : Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+      const pending = each(chunk)
+      if (pending !== undefined) await pending
     }
   } catch (err) {
-    chunks.return(undefined).catch(() => {})
+    chunks.return?.(undefined)?.catch(() => {})
     throw err
   } finally {
     (listener as Disposable | null)?.[Symbol.dispose]()
   }
+}
+
+function toAsync<T> (items: Iterable<T>): AsyncIterator<T> {
+  const it = items[Symbol.iterator]()
+  return { next: async () => it.next(), return: async () => it.return?.() ?? { done: true, value: undefined } }
 }
 
 // write(2) on a regular file may write less than asked (a nearly full disk): go on from there.

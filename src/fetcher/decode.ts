@@ -113,9 +113,14 @@ async function * capped (source: AsyncIterable<Buffer>, limits: BodyLimits, coun
 /** Streams the decoded bytes into the sink; a rejection that is not the body's own is a SinkError. */
 async function intoSink (source: AsyncIterable<Buffer>, limits: BodyLimits, counter: { bytes: number }, signal: AbortSignal, target: BodyTarget & { sink: BodySink }): Promise<string> {
   let bodyError: { err: unknown } | null = null
+  // capped(), with the body's own failure remembered: one generator per body, not two.
   async function * watched (): AsyncGenerator<Buffer> {
     try {
-      yield * capped(source, limits, counter)
+      for await (const chunk of source) {
+        counter.bytes += chunk.length
+        if (counter.bytes > limits.maxBytes) throw new TooLargeError(tooLarge(limits.maxBytes))
+        yield chunk
+      }
     } catch (err) {
       bodyError = { err }
       throw err
