@@ -25,7 +25,7 @@ import { benchRedis, removePrefix } from './lib/redis-clean.js'
 import { addStats, commandStats, slowlog, statsDelta, statsLines, type CommandStats, type SlowEntry } from './lib/redis-stats.js'
 import { mb, median, ms, rate, ratio } from './lib/stats.js'
 import { startTarget, type Target, type TargetStats } from './lib/target.js'
-import { startTrawl, type TrawlProcess } from './lib/trawl.js'
+import { BENCH_CONTENT_BASE, startTrawl, type TrawlProcess } from './lib/trawl.js'
 
 interface Workload {
   id: string
@@ -137,6 +137,9 @@ const USAGE = `usage: npm run bench -- [options]
                          side by side, runs rotating between them and bare; --ab=HEAD alone
                          measures the working tree's changes
   --skip-curl            leave out the curl --parallel reference
+  --content-dir=DIR      where the trawl children keep bodies (a fresh folder each, removed when
+                         it stops); default /dev/shm when present (tmpfs: the workload measures
+                         trawl, not the disk), else the system's temporary folder
   --redis-stats          per trawl side: INFO commandstats deltas (calls and µs per URL per
                          command) and the SLOWLOG entries logged during its runs (the Redis is
                          shared: other clients' commands are counted too)
@@ -155,6 +158,7 @@ const OPTIONS = {
   ab: { type: 'string' },
   'ab-env': { type: 'string', multiple: true, default: [] },
   'skip-curl': { type: 'boolean', default: false },
+  'content-dir': { type: 'string' },
   'redis-stats': { type: 'boolean', default: false },
   help: { type: 'boolean', default: false }
 } satisfies ParseArgsConfig['options']
@@ -405,7 +409,7 @@ async function main (): Promise<void> {
   const other = args.ab === undefined ? undefined : await checkout(args.ab)
   if (other !== undefined) onCleanup(other.remove)
   const mode = other === undefined ? '' : ` (A/B: this checkout vs ${args.ab} = ${other.commit.slice(0, 12)})`
-  log(`trawl bench${quick ? ' (--quick: smoke figures, not comparable)' : ''}${mode}: node ${process.version}, target ${target.origin} (pid ${target.pid})` +
+  log(`trawl bench${quick ? ' (--quick: smoke figures, not comparable)' : ''}${mode}: node ${process.version}, target ${target.origin} (pid ${target.pid}), bodies under ${args['content-dir'] ?? BENCH_CONTENT_BASE}` +
     (Object.keys(env).length > 0 ? `, trawl env ${JSON.stringify(env)}` : ''))
 
   async function contender (name: string, prefix: string, workerConcurrency: number, root: string | undefined, ownEnv: Record<string, string> = {}): Promise<Contender> {
@@ -415,6 +419,7 @@ async function main (): Promise<void> {
       prefix,
       workerConcurrency,
       env: { ...env, ...ownEnv },
+      contentBase: args['content-dir'] ?? BENCH_CONTENT_BASE,
       ...(root === undefined ? {} : { root }),
       ...(args.prof === true ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {})
     })
