@@ -3,6 +3,12 @@ import type { AcquireReply, HostOutcome, HostSlots, HostState, Lease, ReleaseRep
 
 // The public face of the per-process host gate (gate.ts), apart so that gate.ts stays short.
 
+/** Hosts a job cannot start on now: all of them (`skip`), and those of them that wait for a pause or a spacing (`paused`). */
+export interface BlockedHosts {
+  skip: string[]
+  paused: string[]
+}
+
 /** What a lane asks of a host for one fetch. */
 export interface EnterOptions {
   /** Fetches at once on the host, all workers together (HOST_CONCURRENCY); 0: no cap. */
@@ -50,7 +56,7 @@ export interface HostGate {
    * Hosts this process knows a job cannot start on now (a refusal not yet followed by a
    * wake) or that already have waiters of the job here: a lane leaves their parked URLs be.
    */
-  blockedFor(jobId: string): string[]
+  blockedFor(jobId: string): BlockedHosts
   /**
    * True when this process has reason to send the host's fetches through the gate even with
    * no cap or spacing: a pause it saw or was told of (until a grant), or waiters on it.

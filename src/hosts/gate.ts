@@ -1,8 +1,8 @@
 import { hostsChannel } from './keys.js'
-import { reason, type Entry, type EnterOptions, type HostGate, type HostGateOptions, type Queue, type Ticket, type Waiter } from './gate-types.js'
+import { reason, type BlockedHosts, type Entry, type EnterOptions, type HostGate, type HostGateOptions, type Queue, type Ticket, type Waiter } from './gate-types.js'
 import type { AcquireReply, HostOutcome, Lease, ReleaseReply } from './slots.js'
 
-export type { Entry, EnterOptions, HostGate, HostGateOptions, WaitingFor } from './gate-types.js'
+export type { BlockedHosts, Entry, EnterOptions, HostGate, HostGateOptions, WaitingFor } from './gate-types.js'
 
 // Hosts named by a pause (or a wake) that this process should send through the gate.
 const ATTENTION_MAX = 10_000
@@ -181,12 +181,14 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
     return reply
   }
 
-  function blockedFor (jobId: string): string[] {
+  function blockedFor (jobId: string): BlockedHosts {
     const hosts = new Set<string>()
+    const paused = new Set<string>()
     for (const q of queues.values()) {
       if ((q.job === '' || q.job === jobId) && (q.blocked !== null || q.tickets.length > 0)) hosts.add(q.host)
+      if (q.blocked?.waitingFor === 'pause') paused.add(q.host)
     }
-    return [...hosts]
+    return { skip: [...hosts], paused: [...paused].filter((h) => hosts.has(h)) }
   }
 
   async function state (host: string) {

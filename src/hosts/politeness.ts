@@ -1,6 +1,6 @@
 import type { PageResult } from '../fetcher/fetch-page.js'
 import type { JobOptions, WaitingFor } from '../jobs/schemas.js'
-import type { EnterOptions, HostGate } from './gate.js'
+import type { BlockedHosts, EnterOptions, HostGate } from './gate.js'
 import { outcomeOf } from './outcome.js'
 import type { Robots } from './robots.js'
 import type { HostOutcome, Lease } from './slots.js'
@@ -28,8 +28,8 @@ export type Admission =
   | { kind: 'disallowed', message: string }
 
 export interface Politeness {
-  /** Hosts whose parked URLs of the job a claim should leave be (HostGate.blockedFor). */
-  skip(jobId: string): string[]
+  /** Hosts whose parked URLs of the job a claim should leave be, and which of them are paused (HostGate.blockedFor). */
+  skip(jobId: string): BlockedHosts
   /** Before fetching `url` (on `host`): robots.txt, then a slot unless `lease` is one already. */
   admit(url: string, host: string, job: LaneJob, lease: Lease | null): Promise<Admission>
   /**
@@ -147,5 +147,5 @@ export function createPoliteness (o: PolitenessOptions): Politeness {
     return null
   }
 
-  return { skip: (jobId) => known?.blockedFor(jobId) ?? [], admit, wait, after, reuse }
+  return { skip: (jobId) => known?.blockedFor(jobId) ?? { skip: [], paused: [] }, admit, wait, after, reuse }
 }

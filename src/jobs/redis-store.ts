@@ -161,10 +161,13 @@ async function step (ctx: Ctx, id: string, tenant: string, lane: number, report:
       park: parked ? JSON.stringify(parked) : '',
       host: parked?.host ?? '',
       skip: hints.skip?.join(' ') ?? '',
-      want: hints.want ?? ''
+      want: hints.want ?? '',
+      paused: hints.paused?.join(' ') ?? ''
     }
   })
   const code = Number(reply[0])
+  // The cursor's next URLs were on skipped hosts and are parked now: claim again, reporting nothing.
+  if (code === 4) return await step(ctx, id, tenant, lane, null, claim, now)
   if (code === 1) {
     const info = reply[3]
     return { kind: 'fetch', index: Number(reply[1]), url: String(reply[2]), parked: info === undefined ? null : parkedUrlSchema.parse(JSON.parse(String(info))) }

@@ -162,8 +162,13 @@ export type StepReply =
 
 /** What a claiming lane says about hosts (lanes/step.lua's skip and want). */
 export interface ClaimHints {
-  /** Hosts this process knows to be full or paused: their parked URLs are not handed out. */
+  /**
+   * Hosts this process knows to be full or paused: their parked URLs are not handed out, and
+   * the cursor's next URLs on them are parked at once, without a round trip each (step.lua).
+   */
   skip?: readonly string[]
+  /** Those of `skip` that wait for a pause or a spacing: what the URLs parked ahead wait for. */
+  paused?: readonly string[]
   /** A host the lane already holds a slot on: its parked URLs come first. */
   want?: string
 }

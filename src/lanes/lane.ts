@@ -53,7 +53,7 @@ export async function runLane (data: LaneData, deps: LaneDeps, signal: AbortSign
   for (;;) {
     const stopping = deps.stopping() || signal.reason === ABORT_SHUTDOWN
     const claim = !signal.aborted && !stopping && now() - started < deps.sliceMs
-    const hints: ClaimHints | null = claim && deps.hosts ? { skip: deps.hosts.skip(job.id), ...(lease ? { want: lease.host } : {}) } : null
+    const hints: ClaimHints | null = claim && deps.hosts ? { ...deps.hosts.skip(job.id), ...(lease ? { want: lease.host } : {}) } : null
     const reply = await deps.step(data.jobId, context.tenant, data.lane, report, hints ?? claim)
     report = null
     if (lease && reply.kind !== 'fetch') lease = await giveBack(deps, lease)

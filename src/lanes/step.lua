@@ -24,11 +24,13 @@
     ARGV[11] host     the parked index's host (with park)
     ARGV[12] skip     hosts known to be blocked, separated by spaces: their parked indexes stay
     ARGV[13] want     a host the lane holds a slot on: its parked indexes come first ('' none)
+    ARGV[14] paused   those of ARGV[12] that wait for a pause or a spacing, separated by spaces
 
   Output: {code, index, url[, parked]}
     1   here is an index to fetch, its URL and, if it was parked, its parked-URL JSON
     0   nothing more for this lane
     3   nothing but parked indexes on skipped hosts: {3, host, host, ...}
+    4   the cursor's next indexes were on skipped hosts and are parked: call again (no report)
     -1  the job is finished or cancelled
     2   this report finished the job
     -3  the job does not exist (expired)
@@ -41,6 +43,13 @@
   waits for one host while the job has URLs on others, and a crash loses no parked index. Only
   the lane that holds the index can park it. A claimed parked index keeps its KEYS[7] entry
   (attempts so far survive a crash) until its result is written.
+  Parking ahead: a cursor index whose URL is on a skipped host is parked here at once (up to
+  AHEAD per call, then reply 4), rather than handed to the lane to be parked one round trip
+  each: a job of 1,000 URLs on one full host parks them in 32 calls, not 1,000. The host is read
+  from the URL as written (after '://', before any '/', '?', '#' or '\', after the last '@',
+  before a port), lower-cased; where that differs from the URL parser's host name (an IDN, odd
+  syntax), the index is just not parked ahead and the lane parks it as before, and an index
+  parked under the wrong host still goes through the gate of its real host when fetched.
   Job states are spelled here as in src/jobs/schemas.ts (JOB_STATES).
 ]]
 local meta, urls, results, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -164,5 +173,37 @@ if tonumber(m[6]) >= total then
   if #skipped > 0 then return done(nil, {3, unpack(skipped)}) end
   return done(nil, {0})
 end
-local n = redis.call('HINCRBY', meta, 'next', 1) - 1
-return done(n, take(n, false))
+if ARGV[12] == '' then
+  local n = redis.call('HINCRBY', meta, 'next', 1) - 1
+  return done(n, take(n, false))
+end
+
+local AHEAD = 32
+local function hostOf (url)
+  local rest = string.match(url, '^%a[%w+.-]*://(.*)$')
+  if not rest then return nil end
+  local authority = string.match(string.match(rest, '^([^/?#\\]*)'), '([^@]*)$')
+  local host = string.sub(authority, 1, 1) == '[' and string.match(authority, '^(%[[^%]]*%])') or string.match(authority, '^([^:]*)')
+  return host and string.lower(host)
+end
+local skip, paused = {}, {}
+for host in string.gmatch(ARGV[12], '%S+') do skip[host] = true end
+for host in string.gmatch(ARGV[14], '%S+') do paused[host] = true end
+local n, ahead = tonumber(m[6]), 0
+while n < total do
+  local url = redis.call('LINDEX', urls, n)
+  local host = hostOf(url)
+  if not (host and skip[host]) then
+    redis.call('HSET', meta, 'next', n + 1)
+    return done(n, {1, n, url})
+  end
+  local info = {waitingFor = paused[host] and 'pause' or 'host', host = host, attempts = 0, spent = 0, pausedAt = cjson.null}
+  redis.call('HSET', parked, n, cjson.encode(info))
+  redis.call('ZADD', parkq, 0, host .. ' ' .. string.format('%010d', n))
+  n, ahead = n + 1, ahead + 1
+  if ahead >= AHEAD then break end
+end
+redis.call('HSET', meta, 'next', n)
+redis.call('PEXPIRE', parked, ttl)
+redis.call('PEXPIRE', parkq, ttl)
+return done(nil, {4})

@@ -18,7 +18,7 @@ export const SCRIPTS = {
     file: '../lanes/step.lua',
     prelude: true,
     keys: JOB_KEYS,
-    argv: ['lane', 'index', 'result', 'outcome', 'bytes', 'now', 'ttl', 'channel', 'claim', 'park', 'host', 'skip', 'want'],
+    argv: ['lane', 'index', 'result', 'outcome', 'bytes', 'now', 'ttl', 'channel', 'claim', 'park', 'host', 'skip', 'want', 'paused'],
     reply: reply<Array<number | string>>()
   },
   trawlFinish: {

@@ -45,7 +45,8 @@ async function setup (t: Test, n: number) {
       park: '',
       host: '',
       skip: '',
-      want: ''
+      want: '',
+      paused: ''
     }
     return runScript(redis, 'trawlStep', keys, args)
   }
@@ -143,6 +144,37 @@ t.test('step and finish on a job that does not exist', async (t) => {
   t.equal(await s.finish('failed'), 'missing', 'finish answers missing')
 })
 
+t.test('step parks the cursor\'s URLs on skipped hosts ahead, without a round trip each', async (t) => {
+  const s = await setup(t, 0)
+  const id = 'j_01JSCR1PTS0000000000AHEAD0'
+  const urls = [
+    ...Array.from({ length: 70 }, (_, i) => `http://user:pw@A.Test:8080/${i}`),
+    'http://[::1]:9/ipv6', 'http://b\u00fccher.test/idn', 'http://b.test/last'
+  ]
+  await s.store.create({ id, tenant: TENANT, urls, options: { ...DEFAULT_OPTIONS }, now: Date.now() })
+  await s.redis.set(tenantPendingKey(s.prefix, TENANT), urls.length)
+  const blocked = { skip: ['a.test', '[::1]', 'xn--bcher-kva.test'], paused: ['a.test'] }
+  // The script itself: 32 parked ahead per call, then "call again" (4), and the store does.
+  const raw = () => runScript(s.redis, 'trawlStep', { ...jobKeys(s.prefix, id), pending: tenantPendingKey(s.prefix, TENANT) }, {
+    lane: 0, index: -1, result: '', outcome: 'failed', bytes: 0, now: Date.now(), ttl: TTL_MS, channel: s.store.channel,
+    claim: '1', park: '', host: '', skip: blocked.skip.join(' '), want: '', paused: blocked.paused.join(' ')
+  })
+  t.same(await raw(), [4])
+  t.same(await raw(), [4])
+  t.same(await s.store.step(id, TENANT, 0, null, blocked), { kind: 'fetch', index: 71, url: 'http://b\u00fccher.test/idn', parked: null },
+    'the IDN host reads differently in the script: not parked ahead, the lane parks it as before')
+  const parked = await s.redis.hgetall(jobKeys(s.prefix, id).parked)
+  t.equal(Object.keys(parked).length, 71)
+  t.same(JSON.parse(parked['5'] ?? 'null'), { waitingFor: 'pause', host: 'a.test', attempts: 0, spent: 0, pausedAt: null }, 'userinfo, port and case: the host name as the URL parser reads it')
+  t.match(JSON.parse(parked['70'] ?? 'null'), { waitingFor: 'host', host: '[::1]' })
+  const page = await s.store.readRecord(id, { withResults: true, offset: 0, limit: 3 })
+  t.same([...page?.page?.waiting ?? []], [[0, 'pause'], [1, 'pause'], [2, 'pause']], 'they read as pending, waiting for the pause')
+  t.same(await s.store.step(id, TENANT, 1, null, blocked), { kind: 'fetch', index: 72, url: 'http://b.test/last', parked: null })
+  t.same(await s.store.step(id, TENANT, 2, null, blocked), { kind: 'blocked', hosts: ['[::1]', 'a.test'] })
+  t.match(await s.store.step(id, TENANT, 2, null, { want: 'a.test' }), { kind: 'fetch', index: 0, url: urls[0] }, 'a slot on the host takes them in order')
+  t.equal(await s.redis.hget(jobKeys(s.prefix, id).meta, 'running'), '3', 'parked ahead, they were never running')
+})
+
 t.test('step parks an index by host: claims skip blocked hosts, prefer a wanted one, and a crash loses nothing', async (t) => {
   const s = await setup(t, 0)
   const id = 'j_01JSCR1PTS00000000000PARK0'
@@ -158,8 +190,9 @@ t.test('step parks an index by host: claims skip blocked hosts, prefer a wanted 
   const page = await s.store.readRecord(id, { withResults: true, offset: 0, limit: 4 })
   t.same([...page?.page?.waiting ?? []], [[0, 'host']], 'the parked index reads as waiting for its host')
   t.equal(page?.meta.running, 2, 'a parked index is pending, not running')
-  t.same(await step(1, { index: 1, park: park('a.test') }, { skip: ['a.test'] }), { kind: 'fetch', index: 3, url: 'http://a.test/3', parked: null })
-  t.same(await step(1, { index: 3, park: park('a.test') }, { skip: ['a.test'] }), { kind: 'blocked', hosts: ['a.test'] }, 'only parked URLs of skipped hosts are left')
+  t.same(await step(1, { index: 1, park: park('a.test') }, { skip: ['a.test'] }), { kind: 'blocked', hosts: ['a.test'] },
+    'the cursor\'s next URL (3) is on the skipped host too: parked ahead, and only parked URLs of skipped hosts are left')
+  t.same(JSON.parse(await s.redis.hget(jobKeys(s.prefix, id).parked, '3') ?? 'null'), park('a.test'), 'parked ahead: waiting for its host, no attempt yet')
   t.same(await s.redis.hget(jobKeys(s.prefix, id).held, '1'), null, 'parking freed the lane\'s hold')
   // Lane 1 waited and won a slot on a.test: it asks for a.test's parked URLs first.
   const taken = await step(1, null, { want: 'a.test' })
