@@ -1,10 +1,12 @@
-// The fs store's writer thread (src/content/fs-writer.ts starts it). Plain JavaScript: a worker
-// thread starts without the TypeScript loader of its parent, under tsx as from dist/.
+// The fs store's writer thread (src/content/fs-writer.ts starts it), and the one write it does,
+// which fs-writer.ts also calls in place when the event loop is not busy. Plain JavaScript: a
+// worker thread starts without the TypeScript loader of its parent, under tsx as from dist/;
+// fs-writer-thread.d.mts types the export.
 //
-// It receives batches of small bodies, WriteItem[] as fs-writer.ts declares it, and writes each
-// with synchronous calls to its temporary name, then renames it into place; it answers with
-// WriteDone[] (each body's id, and null or the error). A temporary file whose write failed is
-// removed before the answer.
+// The thread receives batches of small bodies, WriteItem[] as fs-writer.ts declares it, and
+// writes each with synchronous calls to its temporary name, then renames it into place; it
+// answers with WriteDone[] (each body's id, and null or the error). A temporary file whose
+// write failed is removed before the answer.
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { parentPort } from 'node:worker_threads'
 
@@ -19,7 +21,8 @@ function openTmp (item) {
   }
 }
 
-function writeOne (item) {
+/** Writes `item.data` to `item.tmp`, then renames it to `item.path`; throws the system error, leaving nothing. */
+export function writeOne (item) {
   const fd = openTmp(item)
   try {
     try {
@@ -36,7 +39,8 @@ function writeOne (item) {
   }
 }
 
-parentPort.on('message', (items) => {
+// Imported by the main thread for writeOne, this module has no parent port there.
+parentPort?.on('message', (items) => {
   parentPort.postMessage(items.map((item) => {
     try {
       writeOne(item)

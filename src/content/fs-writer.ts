@@ -1,4 +1,8 @@
 import { Worker } from 'node:worker_threads'
+import { writeOne } from './fs-writer-thread.mjs'
+
+/** Bodies closer together than this go to the thread (milliseconds). */
+const BUSY_MS = 2
 
 /** One body for the thread (fs-writer-thread.mjs): `dir` is made when missing. */
 interface WriteItem {
@@ -17,11 +21,13 @@ interface WriteDone {
 }
 
 /**
- * Small bodies written by one worker thread, off the event loop. Creating and renaming a file
- * costs tens to hundreds of microseconds of kernel time (far more on an ext4 without a journal
- * right after many deletes: docs/bench-results.md), which the event loop would otherwise spend
- * instead of fetching. Bodies handed over in one turn of the event loop go as one message, and
- * come back as one.
+ * Small bodies written by one worker thread, off the event loop, while bodies come in quickly.
+ * Creating and renaming a file costs tens to hundreds of microseconds of kernel time (far more
+ * on an ext4 without a journal right after many deletes: docs/bench-results.md), which a busy
+ * event loop would otherwise spend instead of fetching. Bodies handed over in one turn of the
+ * event loop go as one message, and come back as one. A body that comes alone (none in the last
+ * BUSY_MS, none waiting for the thread) is written in place: a round trip to the thread costs a
+ * slow page more time (1-3 ms of wake-ups) than the write itself.
  */
 export class SmallFileWriter {
   #worker: Worker | null = null
@@ -29,10 +35,23 @@ export class SmallFileWriter {
   #batch: WriteItem[] = []
   #seq = 0
   #closed = false
+  /** When the last body was handed over (performance.now()). */
+  #last = -Infinity
 
   /** Writes `data` to `tmp` (making `dir` when missing), then renames it to `path`. */
   write (dir: string, tmp: string, path: string, data: Uint8Array, fsync: boolean): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('the content store is closed'))
+    const now = performance.now()
+    const alone = now - this.#last > BUSY_MS && this.#batch.length === 0 && this.#waiting.size === 0
+    this.#last = now
+    if (alone) {
+      try {
+        writeOne({ dir, tmp, path, data, fsync })
+        return Promise.resolve()
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    }
     const id = this.#seq++
     if (this.#batch.length === 0) setImmediate(() => this.#flush())
     this.#batch.push({ id, dir, tmp, path, data, fsync })
