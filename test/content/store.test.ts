@@ -4,6 +4,8 @@ import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import type { Test } from 'tap'
@@ -12,6 +14,9 @@ import type { ContentKey, ContentStore } from '../../src/content/index.js'
 import { S3RVER_CREDENTIALS, startS3 } from './s3-server.js'
 
 const MIB = 1024 * 1024
+// A full garbage collection on demand, to see which chunks a put still holds.
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
 
 interface Harness {
   store: ContentStore
@@ -167,6 +172,30 @@ for (const [name, make] of Object.entries(backends)) {
       t.equal(got?.size, size)
       const check = await checkBody(got!.body, { sha256: puts[2]!.sha256, bytes: size })
       t.ok(check.ok, 'the body reads back whole')
+    })
+
+    t.test('chunks once written are let go: a put holds no more than it reads ahead', async (t) => {
+      const { store, readAhead } = await make(t)
+      const CHUNK = 256 * 1024
+      const total = 3 * readAhead + 4 * MIB
+      const refs: Array<WeakRef<Buffer>> = []
+      let liveAtCheck = -1
+      const ac = new AbortController()
+      async function * body (): AsyncGenerator<Buffer> {
+        for (let sent = 0; sent < total; sent += CHUNK) {
+          if (sent >= 2 * readAhead + 2 * MIB && liveAtCheck < 0) {
+            await new Promise((resolve) => setImmediate(resolve))
+            gc()
+            liveAtCheck = refs.filter((r) => r.deref() !== undefined).length * CHUNK
+          }
+          const chunk = Buffer.alloc(CHUNK, sent % 251)
+          refs.push(new WeakRef(chunk))
+          yield chunk
+        }
+      }
+      // With a signal, as the lanes put: the abort's wait is the part that once held every chunk.
+      await store.put({ jobId: 'j_gc', index: 0 }, body(), { contentType: null }, { signal: ac.signal })
+      t.ok(liveAtCheck >= 0 && liveAtCheck <= readAhead + 2 * CHUNK, `${(liveAtCheck / MIB).toFixed(2)} MiB of ${((2 * readAhead + 2 * MIB) / MIB).toFixed(0)} MiB read still held (reads ahead ${(readAhead / MIB).toFixed(0)} MiB)`)
     })
 
     t.test('a body that fails mid-way leaves nothing behind', async (t) => {
