@@ -97,6 +97,8 @@ export interface TrawlOptions {
   env?: Record<string, string>
   /** `all` (the default) or `api` alone, e.g. to measure the API's memory by itself. */
   role?: 'all' | 'api'
+  /** `src` (the default): `node --import tsx src/main.ts`; `dist`: `node dist/main.js`, the build users run (`npm start`, the image). */
+  entry?: 'src' | 'dist'
   /** Where the child's own content folder is made, unless env.CONTENT_DIR names one. @defaultValue BENCH_CONTENT_BASE */
   contentBase?: string
 }
@@ -150,7 +152,7 @@ export async function startTrawl (opts: TrawlOptions): Promise<TrawlProcess> {
     ...(opts.env?.CONTENT_DIR === undefined ? { CONTENT_DIR: mkdtempSync(join(opts.contentBase ?? BENCH_CONTENT_BASE, 'trawl-bench-content-')) } : {}),
     ...opts.env
   }
-  const child: ChildProcess = track(spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts', opts.role ?? 'all'], {
+  const child: ChildProcess = track(spawn(process.execPath, [...(opts.nodeArgs ?? []), ...(opts.entry === 'dist' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts']), opts.role ?? 'all'], {
     cwd: opts.root ?? ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe']
