@@ -20,7 +20,7 @@ export interface FsContentStoreOptions {
   fsync?: boolean
 }
 
-/** Bodies up to this size are gathered in memory and written whole by the writer thread (fs-writer.ts). */
+/** Bodies up to this size are gathered in memory and written whole by SmallFileWriter (fs-writer.ts: in place, or by its thread while they come quickly). */
 const SMALL_BODY_BYTES = 64 * 1024
 
 /** The prefix of temporary files; no key maps to a name that starts with it. */
@@ -42,7 +42,7 @@ class FsContentStore implements ContentStore {
   /** This store's mark in temporary names (apart from other processes'), and their counter. */
   readonly #tag = randomBytes(6).toString('hex')
   #seq = 0
-  /** Where bodies up to SMALL_BODY_BYTES are written, off the event loop. */
+  /** Where bodies up to SMALL_BODY_BYTES are written (off the event loop while they come quickly). */
   readonly #writer = new SmallFileWriter()
 
   constructor (options: FsContentStoreOptions) {
