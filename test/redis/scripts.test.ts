@@ -156,8 +156,20 @@ t.test('step parks the cursor\'s URLs on skipped hosts ahead, without a round tr
   const blocked = { skip: ['a.test', '[::1]', 'xn--bcher-kva.test'], paused: ['a.test'] }
   // The script itself: 32 parked ahead per call, then "call again" (4), and the store does.
   const raw = () => runScript(s.redis, 'trawlStep', { ...jobKeys(s.prefix, id), pending: tenantPendingKey(s.prefix, TENANT) }, {
-    lane: 0, index: -1, result: '', outcome: 'failed', bytes: 0, now: Date.now(), ttl: TTL_MS, channel: s.store.channel,
-    claim: '1', park: '', host: '', skip: blocked.skip.join(' '), want: '', paused: blocked.paused.join(' ')
+    lane: 0,
+    index: -1,
+    result: '',
+    outcome: 'failed',
+    bytes: 0,
+    now: Date.now(),
+    ttl: TTL_MS,
+    channel: s.store.channel,
+    claim: '1',
+    park: '',
+    host: '',
+    skip: blocked.skip.join(' '),
+    want: '',
+    paused: blocked.paused.join(' ')
   })
   t.same(await raw(), [4])
   t.same(await raw(), [4])
