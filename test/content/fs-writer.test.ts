@@ -4,7 +4,9 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { SmallFileWriter } from '../../src/content/fs-writer.js'
 
-// The fs store's writer thread, on its own: what the store relies on when it hands a small body over.
+// The fs store's small-body writer, on its own: what the store relies on when it hands a small
+// body over. A body that comes alone is written in place; one that comes right behind another
+// goes to the thread.
 
 async function folder (t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'trawl-writer-'))
@@ -30,9 +32,14 @@ t.test('a write that fails rejects with the system error and leaves nothing; the
   t.teardown(() => writer.close())
   const blocked = join(root, 'blocked')
   await writeFile(blocked, 'a file where the folder should be')
-  await t.rejects(writer.write(blocked, join(blocked, '.tmp-0'), join(blocked, '0'), Buffer.from('x'), false), { code: 'ENOTDIR' })
+  await t.rejects(writer.write(blocked, join(blocked, '.tmp-0'), join(blocked, '0'), Buffer.from('x'), false), { code: 'ENOTDIR' }, 'written in place')
   const dir = join(root, 'fine')
-  await writer.write(dir, join(dir, '.tmp-0'), join(dir, '0'), Buffer.from('y'), false)
+  const [first, second] = await Promise.allSettled([
+    writer.write(dir, join(dir, '.tmp-0'), join(dir, '0'), Buffer.from('y'), false),
+    writer.write(blocked, join(blocked, '.tmp-1'), join(blocked, '1'), Buffer.from('x'), false)
+  ])
+  t.equal(first.status, 'fulfilled')
+  t.match(second, { status: 'rejected', reason: { code: 'ENOTDIR' } }, 'by the thread, right behind another: the same error')
   t.same(await readdir(dir), ['0'])
   t.same((await readdir(root)).sort(), ['blocked', 'fine'])
 })
