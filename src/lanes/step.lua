@@ -89,10 +89,16 @@ local function done (n, reply)
   return reply
 end
 
+-- Index n waits for `host`: its record (parked-URL JSON), and its place in parkq as
+-- '<host> <n as 10 digits>', the form the claims below read back.
+local function park (n, json, host)
+  redis.call('HSET', parked, n, json)
+  redis.call('ZADD', parkq, 0, host .. ' ' .. string.format('%010d', n))
+end
+
 if idx >= 0 and ARGV[10] ~= '' then
   if state == 'running' and holding() == ARGV[2] and redis.call('HEXISTS', results, idx) == 0 then
-    redis.call('HSET', parked, idx, ARGV[10])
-    redis.call('ZADD', parkq, 0, ARGV[11] .. ' ' .. string.format('%010d', idx))
+    park(idx, ARGV[10], ARGV[11])
     redis.call('PEXPIRE', parked, ttl)
     redis.call('PEXPIRE', parkq, ttl)
     running, release, h = -1, true, nil
@@ -146,10 +152,10 @@ local pick
 if ARGV[13] ~= '' then
   pick = redis.call('ZRANGEBYLEX', parkq, '(' .. ARGV[13] .. ' ', '(' .. ARGV[13] .. '!', 'LIMIT', 0, 1)[1]
 end
+local skip = {}
+for host in string.gmatch(ARGV[12], '%S+') do skip[host] = true end
 local skipped = {}
 if not pick then
-  local skip = {}
-  for host in string.gmatch(ARGV[12], '%S+') do skip[host] = true end
   local from = '-'
   while true do
     local p = redis.call('ZRANGEBYLEX', parkq, from, '+', 'LIMIT', 0, 1)[1]
@@ -186,8 +192,7 @@ local function hostOf (url)
   local host = string.sub(authority, 1, 1) == '[' and string.match(authority, '^(%[[^%]]*%])') or string.match(authority, '^([^:]*)')
   return host and string.lower(host)
 end
-local skip, paused = {}, {}
-for host in string.gmatch(ARGV[12], '%S+') do skip[host] = true end
+local paused = {}
 for host in string.gmatch(ARGV[14], '%S+') do paused[host] = true end
 local n, ahead = tonumber(m[6]), 0
 while n < total do
@@ -198,8 +203,7 @@ while n < total do
     return done(n, {1, n, url})
   end
   local info = {waitingFor = paused[host] and 'pause' or 'host', host = host, attempts = 0, spent = 0, pausedAt = cjson.null}
-  redis.call('HSET', parked, n, cjson.encode(info))
-  redis.call('ZADD', parkq, 0, host .. ' ' .. string.format('%010d', n))
+  park(n, cjson.encode(info), host)
   n, ahead = n + 1, ahead + 1
   if ahead >= AHEAD then break end
 end
