@@ -64,6 +64,10 @@ class FsContentStore implements ContentStore {
     // Unique without a random draw per body (randomFillSync costs more than the write of a
     // small page): this store's tag, then a counter.
     const tmp = join(this.#jobDir(key.jobId), `${TMP}${key.index}-${this.#tag}${(this.#seq++).toString(36)}`)
+    if (Array.isArray(body)) {
+      const whole = wholeBody(body as readonly Uint8Array[])
+      if (whole.byteLength <= SMALL_BODY_BYTES) return await this.#putSmall(key, tmp, path, whole, opts.signal)
+    }
     const hash = createHash('sha256')
     // A body is held in memory while it is small, and goes to a temporary file once it is not.
     const small: Buffer[] = []
@@ -96,6 +100,19 @@ class FsContentStore implements ContentStore {
       throw new ContentStoreError('fs', `put ${key.jobId}/${key.index}`, err)
     }
     return { bytes, sha256: hash.digest('hex') }
+  }
+
+  /** A small body given whole (decode.ts reads small pages so): no chunk loop, no abort listener. */
+  async #putSmall (key: ContentKey, tmp: string, path: string, data: Buffer, signal: AbortSignal | undefined): Promise<PutResult> {
+    signal?.throwIfAborted()
+    try {
+      await this.#writer.write(this.#jobDir(key.jobId), tmp, path, data, this.#fsync)
+    } catch (err) {
+      // The writer leaves no temporary file behind (fs-writer-thread.mjs writeOne).
+      if (signal?.aborted === true) throw signal.reason
+      throw new ContentStoreError('fs', `put ${key.jobId}/${key.index}`, err)
+    }
+    return { bytes: data.byteLength, sha256: createHash('sha256').update(data).digest('hex') }
   }
 
   /** A body past SMALL_BODY_BYTES: what was held goes to a new temporary file, then every chunk. */
@@ -149,6 +166,12 @@ class FsContentStore implements ContentStore {
   async close (): Promise<void> {
     await this.#writer.close()
   }
+}
+
+/** An array body's chunks as one Buffer (no copy for one chunk). */
+function wholeBody (chunks: readonly Uint8Array[]): Buffer {
+  const buffers = chunks.map((c: Uint8Array | string) => typeof c === 'string' ? Buffer.from(c) : Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength))
+  return buffers.length === 1 ? buffers[0] as Buffer : Buffer.concat(buffers)
 }
 
 /** An error thrown by the body itself (not the store): put rethrows `inner` as it came. */

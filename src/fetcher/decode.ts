@@ -34,7 +34,15 @@ export interface BodyLimits {
  * ends the body `STORAGE_FAILED`. `signal` is the attempt's (deadline and caller): the sink
  * stops when it aborts. content/ContentStore.put keeps exactly this promise.
  */
-export type BodySink = (chunks: AsyncIterable<Buffer>, meta: { contentType: string | null }, signal: AbortSignal) => Promise<{ sha256: string }>
+export type BodySink = (chunks: AsyncIterable<Buffer> | readonly Buffer[], meta: { contentType: string | null }, signal: AbortSignal) => Promise<{ sha256: string }>
+
+/**
+ * A plain body that declares at most this many bytes is read whole before it goes to the sink,
+ * as one buffer: for a small page the async iterables of a stream cost more CPU than the rest
+ * of its body's way to the store (bench/fetch-micro.ts). The content store holds bodies this
+ * small in memory anyway (the fs store's SMALL_BODY_BYTES).
+ */
+export const WHOLE_BODY_BYTES = 64 * 1024
 
 /** The body read whole, or why reading stopped; aborts and transport faults are thrown instead. */
 export type BodyOutcome =
@@ -73,12 +81,51 @@ export function readBody (body: Body, framing: BodyFraming, limits: BodyLimits, 
   if (codings.length > 0) return readDecodedBody(body, codings, limits, counter, signal, target)
   const declared = Number(framing.contentLength ?? NaN)
   if (declared > limits.maxBytes) {
-    body.destroy()
+    drop(body)
     return Promise.resolve({ ok: false, code: 'TOO_LARGE', message: `the body is ${declared} bytes, more than maxBytes (${limits.maxBytes})` })
   }
   const { sink } = target
+  if (sink !== null && declared <= WHOLE_BODY_BYTES) return settle(() => wholeIntoSink(body, limits, counter, signal, { sink, contentType: target.contentType }), signal).finally(() => drop(body))
   if (sink !== null) return settle(() => intoSink(body, limits, counter, signal, { sink, contentType: target.contentType }), signal).finally(() => drop(body))
   return dropPlainBody(body, limits, counter)
+}
+
+/** A small plain body read whole (collect), then handed to the sink as one buffer. */
+async function wholeIntoSink (body: Body, limits: BodyLimits, counter: { bytes: number }, signal: AbortSignal, target: BodyTarget & { sink: BodySink }): Promise<string> {
+  const data = await collect(body, limits, counter)
+  try {
+    return (await target.sink([data], { contentType: target.contentType }, signal)).sha256
+  } catch (err) {
+    if (signal.aborted) throw signal.reason
+    throw new SinkError(err)
+  }
+}
+
+/**
+ * The chunks of `body` as one buffer, counted into `counter.bytes` as they come, through the
+ * stream's own events: no promise per chunk. Rejects with the body's error (an abort of the
+ * request's signal destroys the body with it), or TooLargeError past the cap (undici holds a
+ * body to its Content-Length, but the cap does not trust that).
+ */
+function collect (body: Body, limits: BodyLimits, counter: { bytes: number }): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    const start = counter.bytes
+    const done = (err: unknown): void => {
+      body.off('data', onData).off('end', onEnd).off('error', done).off('close', onClose)
+      if (err !== null) reject(err)
+      else resolve(chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, counter.bytes - start))
+    }
+    const onData = (chunk: Buffer): void => {
+      counter.bytes += chunk.length
+      chunks.push(chunk)
+      if (counter.bytes > limits.maxBytes) done(new TooLargeError(tooLarge(limits.maxBytes)))
+    }
+    const onEnd = (): void => done(null)
+    // Closed without an end or an error of its own: the body was cut.
+    const onClose = (): void => done(body.errored ?? new Error('the body was closed before its end'))
+    body.on('data', onData).once('end', onEnd).once('error', done).once('close', onClose)
+  })
 }
 
 /** Drops what is left of a body a sink gave up on without reading it (undici then errors it: caught here). */

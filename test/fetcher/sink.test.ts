@@ -1,4 +1,5 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -59,4 +60,29 @@ t.test('a body that fails keeps its own classification, not STORAGE_FAILED', asy
   const slow = await fetchPage(agent, target.url('/trickle?every=20'), { ...opts, timeoutMs: 300 }, never, { sink: sinkFor(5) })
   t.match(slow, { ok: false, error: { code: 'TIMEOUT' } })
   t.notOk((await files()).some((f) => f === '4' || f === '5' || f.startsWith('.tmp-')), 'nothing of them is stored')
+})
+
+// A plain page that declares at most 64 KiB is read whole, then stored as one buffer (decode.ts
+// WHOLE_BODY_BYTES): the same outcomes as the streamed way, each one checked here.
+t.test('a small page with a Content-Length: stored whole, or nothing of it when it fails', async (t) => {
+  const ok = await fetchPage(agent, target.url('/bytes?n=2000'), opts, never, { sink: sinkFor(10) })
+  t.match(ok, { ok: true, bytes: 2000, sha256: createHash('sha256').update(Buffer.alloc(2000, 'a')).digest('hex') })
+  t.same(await readFile(join(dir, 'j_sink', '10')), Buffer.alloc(2000, 'a'), 'the body is on disk as served')
+
+  const cut = await fetchPage(agent, target.url('/cut?n=2000&sent=700'), opts, never, { sink: sinkFor(11) })
+  t.match(cut, { ok: false, sha256: null, error: { code: 'NETWORK' } }, 'a body cut short is a network fault')
+  t.ok(cut.bytes <= 700, 'the result says how far it got')
+  const stalled = await fetchPage(agent, target.url('/cut?n=2000&sent=700&stall=1'), { ...opts, timeoutMs: 300 }, never, { sink: sinkFor(12) })
+  t.match(stalled, { ok: false, error: { code: 'TIMEOUT' } }, 'a body that stalls ends at the deadline')
+  const ac = new AbortController()
+  const pending = fetchPage(agent, target.url('/cut?n=2000&sent=700&stall=1'), opts, ac.signal, { sink: sinkFor(13) })
+  setTimeout(() => ac.abort(new Error('cancelled')), 100)
+  t.match(await pending, { ok: false, error: { code: 'CANCELLED' } }, 'and one the caller aborts is cancelled')
+  t.notOk((await files()).some((f) => ['11', '12', '13'].includes(f) || f.startsWith('.tmp-')), 'nothing of them is stored')
+
+  const early: BodySink = async () => { throw new Error('store unreachable') }
+  t.match(await fetchPage(agent, target.url('/bytes?n=2000'), { ...opts, retries: 2 }, never, { sink: early }),
+    { ok: false, attempts: 1, error: { code: 'STORAGE_FAILED', message: /store unreachable/ } }, 'a store that fails is STORAGE_FAILED, not retried')
+  t.match(await fetchPage(agent, target.url('/bytes?n=2000'), { ...opts, maxBytes: 1000 }, never, { sink: sinkFor(14) }),
+    { ok: false, error: { code: 'TOO_LARGE' } }, 'a declared length past maxBytes is TOO_LARGE')
 })

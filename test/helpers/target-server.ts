@@ -138,6 +138,17 @@ export async function startTargetServer (t: Teardown, opts: { host?: string } = 
       return
     }
 
+    if (u.pathname === '/cut') {
+      // Declares `n` bytes, sends `sent` of them, then cuts the connection (or, with
+      // `stall=1`, keeps it open without sending more).
+      const n = num('n', 2000)
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': n })
+      res.write(Buffer.alloc(num('sent', Math.floor(n / 2)), 'c'), () => {
+        if (q('stall') !== '1') setImmediate(() => req.socket.destroy())
+      })
+      return
+    }
+
     if (u.pathname === '/trickle') {
       res.writeHead(200, { 'content-type': 'text/plain' })
       // Node holds headers back until the first write; the client should see them now.
