@@ -8,11 +8,12 @@
  * ratios trawl/bare, CPU per URL and the trawl process's peak RSS are printed, with PASS/MISS
  * against the goals.
  */
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { parseArgs, promisify, type ParseArgsConfig } from 'node:util'
 import type { Redis } from 'ioredis'
 import { jobKeys, keyList } from '../src/jobs/keys.js'
 import { bareAgent, bareLoop } from './lib/bare.js'
@@ -25,7 +26,7 @@ import { benchRedis, removePrefix } from './lib/redis-clean.js'
 import { addStats, commandStats, slowlog, statsDelta, statsLines, type CommandStats, type SlowEntry } from './lib/redis-stats.js'
 import { mb, median, ms, rate, ratio } from './lib/stats.js'
 import { startTarget, type Target, type TargetStats } from './lib/target.js'
-import { BENCH_CONTENT_BASE, startTrawl, type TrawlProcess } from './lib/trawl.js'
+import { BENCH_CONTENT_BASE, ROOT, startTrawl, type TrawlProcess } from './lib/trawl.js'
 
 interface Workload {
   id: string
@@ -137,6 +138,9 @@ const USAGE = `usage: npm run bench -- [options]
                          side by side, runs rotating between them and bare; --ab=HEAD alone
                          measures the working tree's changes
   --skip-curl            leave out the curl --parallel reference
+  --dist                 the trawl children run the build (node dist/main.js, what npm start and
+                         the image run), built first with npm run build on each side; without
+                         it they run src/main.ts through tsx, whose transpiled code differs
   --content-dir=DIR      where the trawl children keep bodies (a fresh folder each, removed when
                          it stops); default /dev/shm when present (tmpfs: the workload measures
                          trawl, not the disk), else the system's temporary folder
@@ -158,6 +162,7 @@ const OPTIONS = {
   ab: { type: 'string' },
   'ab-env': { type: 'string', multiple: true, default: [] },
   'skip-curl': { type: 'boolean', default: false },
+  dist: { type: 'boolean', default: false },
   'content-dir': { type: 'string' },
   'redis-stats': { type: 'boolean', default: false },
   help: { type: 'boolean', default: false }
@@ -379,6 +384,13 @@ function extraEnv (pairs: string[] = args.env ?? []): Record<string, string> {
   return env
 }
 
+/** `npm run build` in a checkout, for --dist. */
+async function build (dir: string): Promise<void> {
+  const t0 = performance.now()
+  await promisify(execFile)('npm', ['run', 'build'], { cwd: dir, encoding: 'utf8' })
+  log(`built ${dir} in ${ms(performance.now() - t0)}`)
+}
+
 /** A trawl process under test: `trawl` (this checkout) and, with --ab, the git ref's. */
 interface Contender {
   name: string
@@ -408,6 +420,10 @@ async function main (): Promise<void> {
   // The second checkout goes last: cleanup runs last registered first, so after its process stopped.
   const other = args.ab === undefined ? undefined : await checkout(args.ab)
   if (other !== undefined) onCleanup(other.remove)
+  const entry = args.dist === true ? 'dist' : 'src'
+  if (entry === 'dist') {
+    for (const dir of [ROOT, ...(other === undefined ? [] : [other.dir])]) await build(dir)
+  }
   const mode = other === undefined ? '' : ` (A/B: this checkout vs ${args.ab} = ${other.commit.slice(0, 12)})`
   log(`trawl bench${quick ? ' (--quick: smoke figures, not comparable)' : ''}${mode}: node ${process.version}, target ${target.origin} (pid ${target.pid}), bodies under ${args['content-dir'] ?? BENCH_CONTENT_BASE}` +
     (Object.keys(env).length > 0 ? `, trawl env ${JSON.stringify(env)}` : ''))
@@ -420,13 +436,14 @@ async function main (): Promise<void> {
       workerConcurrency,
       env: { ...env, ...ownEnv },
       contentBase: args['content-dir'] ?? BENCH_CONTENT_BASE,
+      entry,
       ...(root === undefined ? {} : { root }),
       ...(args.prof === true ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {})
     })
     onCleanup(proc.stop)
     await sleep(300)
     const idleRss = proc.rss.current()
-    log(`\n${name}: ${root === undefined ? 'src' : join(root, 'src')}/main.ts all${Object.keys(ownEnv).length > 0 ? ` with ${JSON.stringify(ownEnv)}` : ''}, pid ${proc.pid}, WORKER_CONCURRENCY=${workerConcurrency}, REDIS_PREFIX=${prefix}; ready in ${ms(performance.now() - t0)}, idle RSS ${mb(idleRss)}`)
+    log(`\n${name}: ${entry === 'dist' ? join(root ?? '.', 'dist/main.js') : join(root ?? '.', 'src/main.ts')} all${Object.keys(ownEnv).length > 0 ? ` with ${JSON.stringify(ownEnv)}` : ''}, pid ${proc.pid}, WORKER_CONCURRENCY=${workerConcurrency}, REDIS_PREFIX=${prefix}; ready in ${ms(performance.now() - t0)}, idle RSS ${mb(idleRss)}`)
     return { name, proc, idleRss }
   }
 
