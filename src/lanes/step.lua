@@ -25,8 +25,11 @@
     ARGV[12] skip     hosts known to be blocked, separated by spaces: their parked indexes stay
     ARGV[13] want     a host the lane holds a slot on: its parked indexes come first ('' none)
     ARGV[14] paused   those of ARGV[12] that wait for a pause or a spacing, separated by spaces
+    ARGV[15..] more   further steps of the same job, 14 arguments each in the same order (other
+                      lanes' steps sent together): each runs after the one before, exactly as
+                      if it were a call of its own
 
-  Output: {code, index, url[, parked]}
+  Output: one reply per step, in the order of the steps: {{code, index, url[, parked]}, ...}
     1   here is an index to fetch, its URL and, if it was parked, its parked-URL JSON
     0   nothing more for this lane
     3   nothing but parked indexes on skipped hosts: {3, host, host, ...}
@@ -54,40 +57,6 @@
 ]]
 local meta, urls, results, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local parked, parkq = KEYS[7], KEYS[8]
-local lane, idx = ARGV[1], tonumber(ARGV[2])
-local now, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
--- One read of the meta fields a step needs; counters change only below, in this script.
-local m = redis.call('HMGET', meta, 'state', 'total', 'expiresAt', 'succeeded', 'failed', 'next')
-local state = m[1]
-if not state then return {-3} end
-local total = tonumber(m[2])
--- The lane's hold and its `running` count change at most once per call, in settle(): a report
--- followed by a claim overwrites the hold and leaves `running` as it was.
-local h, hRead, release, running, fresh = nil, false, false, 0, false
-local function holding ()
-  if not hRead then h, hRead = redis.call('HGET', held, lane), true end
-  return h
-end
-local function settle (n)
-  if n then
-    -- A new field may be a new hash (the last hold went): it gets its TTL below.
-    if redis.call('HSET', held, lane, n) == 1 and redis.call('PTTL', held) == -1 then fresh = true end
-    running = running + 1
-  elseif release then
-    redis.call('HDEL', held, lane)
-  end
-  if running ~= 0 then redis.call('HINCRBY', meta, 'running', running) end
-end
--- A live job never expires; its TTLs move forward when they have used up a tenth (60 s at most),
--- or when this call created a key (results, held) that has none yet.
-local function done (n, reply)
-  settle(n)
-  if fresh or tonumber(m[3]) - now < ttl - math.min(60000, ttl / 10) then
-    redis.call('HSET', meta, 'expiresAt', now + ttl)
-    touch(ttl)
-  end
-  return reply
-end
 
 -- Index n waits for `host`: its record (parked-URL JSON), and its place in parkq as
 -- '<host> <n as 10 digits>', the form the claims below read back.
@@ -96,95 +65,9 @@ local function park (n, json, host)
   redis.call('ZADD', parkq, 0, host .. ' ' .. string.format('%010d', n))
 end
 
-if idx >= 0 and ARGV[10] ~= '' then
-  if state == 'running' and holding() == ARGV[2] and redis.call('HEXISTS', results, idx) == 0 then
-    park(idx, ARGV[10], ARGV[11])
-    redis.call('PEXPIRE', parked, ttl)
-    redis.call('PEXPIRE', parkq, ttl)
-    running, release, h = -1, true, nil
-  end
-elseif idx >= 0 then
-  if state == 'running' and redis.call('HEXISTS', results, idx) == 0 then
-    redis.call('HSET', results, idx, ARGV[3])
-    local count = redis.call('HINCRBY', meta, ARGV[4], 1)
-    redis.call('HINCRBY', meta, 'bytes', ARGV[5])
-    redis.call('DECR', KEYS[6])
-    redis.call('HDEL', parked, idx)
-    resultEvent(idx, ARGV[3])
-    running = -1
-    count = count + tonumber(ARGV[4] == 'succeeded' and m[5] or m[4])
-    -- The first result creates the results hash.
-    if count == 1 then fresh = true end
-    if count >= total then
-      redis.call('HSET', meta, 'state', 'completed', 'finishedAt', now, 'expiresAt', now + ttl, 'running', 0)
-      redis.call('DEL', held, parked, parkq)
-      stateEvent()
-      touch(ttl)
-      redis.call('PUBLISH', ARGV[8], redis.call('HGET', meta, 'id'))
-      return {2}
-    end
-  end
-  if holding() == ARGV[2] then release, h = true, nil end
-end
-if state == 'queued' then
-  redis.call('HSET', meta, 'state', 'running', 'startedAt', now)
-  state = 'running'
-  stateEvent()
-end
-if state ~= 'running' then
-  settle(nil)
-  return {-1}
-end
-if ARGV[9] ~= '1' then return done(nil, {0}) end
-
--- The index this lane holds, with its parked entry if it may have one (held or from parkq).
-local function take (n, mayBeParked)
-  local url = redis.call('LINDEX', urls, n)
-  local info = mayBeParked and redis.call('HGET', parked, n)
-  if info then return {1, n, url, info} end
-  return {1, n, url}
-end
-if holding() then return done(nil, take(tonumber(h), true)) end
-
--- A parked index first: of the wanted host, else of the first host not skipped. Each jump
--- passes one skipped host, so this is at most (skipped hosts + 1) lookups.
-local pick
-if ARGV[13] ~= '' then
-  pick = redis.call('ZRANGEBYLEX', parkq, '(' .. ARGV[13] .. ' ', '(' .. ARGV[13] .. '!', 'LIMIT', 0, 1)[1]
-end
-local skip = {}
-for host in string.gmatch(ARGV[12], '%S+') do skip[host] = true end
-local skipped = {}
-if not pick then
-  local from = '-'
-  while true do
-    local p = redis.call('ZRANGEBYLEX', parkq, from, '+', 'LIMIT', 0, 1)[1]
-    if not p then break end
-    local host = string.sub(p, 1, -12)
-    if not skip[host] then
-      pick = p
-      break
-    end
-    skipped[#skipped + 1] = host
-    from = '(' .. host .. '!'
-  end
-end
-if pick then
-  redis.call('ZREM', parkq, pick)
-  local n = tonumber(string.sub(pick, -10))
-  return done(n, take(n, true))
-end
-
-if tonumber(m[6]) >= total then
-  if #skipped > 0 then return done(nil, {3, unpack(skipped)}) end
-  return done(nil, {0})
-end
-if ARGV[12] == '' then
-  local n = redis.call('HINCRBY', meta, 'next', 1) - 1
-  return done(n, take(n, false))
-end
-
+-- Parking ahead: at most this many cursor indexes per step (then reply 4).
 local AHEAD = 32
+-- The host of a URL as written (see Parking ahead above), or nil.
 local function hostOf (url)
   local rest = string.match(url, '^%a[%w+.-]*://(.*)$')
   if not rest then return nil end
@@ -192,22 +75,155 @@ local function hostOf (url)
   local host = string.sub(authority, 1, 1) == '[' and string.match(authority, '^(%[[^%]]*%])') or string.match(authority, '^([^:]*)')
   return host and string.lower(host)
 end
-local paused = {}
-for host in string.gmatch(ARGV[14], '%S+') do paused[host] = true end
-local n, ahead = tonumber(m[6]), 0
-while n < total do
-  local url = redis.call('LINDEX', urls, n)
-  local host = hostOf(url)
-  if not (host and skip[host]) then
-    redis.call('HSET', meta, 'next', n + 1)
-    return done(n, {1, n, url})
+
+-- One step: A holds its 14 arguments, named as ARGV[1..14] in the header.
+local function step (A)
+  local lane, idx = A[1], tonumber(A[2])
+  local now, ttl = tonumber(A[6]), tonumber(A[7])
+  -- One read of the meta fields a step needs; counters change only below, in this script.
+  local m = redis.call('HMGET', meta, 'state', 'total', 'expiresAt', 'succeeded', 'failed', 'next')
+  local state = m[1]
+  if not state then return {-3} end
+  local total = tonumber(m[2])
+  -- The lane's hold and its `running` count change at most once per call, in settle(): a report
+  -- followed by a claim overwrites the hold and leaves `running` as it was.
+  local h, hRead, release, running, fresh = nil, false, false, 0, false
+  local function holding ()
+    if not hRead then h, hRead = redis.call('HGET', held, lane), true end
+    return h
   end
-  local info = {waitingFor = paused[host] and 'pause' or 'host', host = host, attempts = 0, spent = 0, pausedAt = cjson.null}
-  park(n, cjson.encode(info), host)
-  n, ahead = n + 1, ahead + 1
-  if ahead >= AHEAD then break end
+  local function settle (n)
+    if n then
+      -- A new field may be a new hash (the last hold went): it gets its TTL below.
+      if redis.call('HSET', held, lane, n) == 1 and redis.call('PTTL', held) == -1 then fresh = true end
+      running = running + 1
+    elseif release then
+      redis.call('HDEL', held, lane)
+    end
+    if running ~= 0 then redis.call('HINCRBY', meta, 'running', running) end
+  end
+  -- A live job never expires; its TTLs move forward when they have used up a tenth (60 s at most),
+  -- or when this call created a key (results, held) that has none yet.
+  local function done (n, reply)
+    settle(n)
+    if fresh or tonumber(m[3]) - now < ttl - math.min(60000, ttl / 10) then
+      redis.call('HSET', meta, 'expiresAt', now + ttl)
+      touch(ttl)
+    end
+    return reply
+  end
+
+  if idx >= 0 and A[10] ~= '' then
+    if state == 'running' and holding() == A[2] and redis.call('HEXISTS', results, idx) == 0 then
+      park(idx, A[10], A[11])
+      redis.call('PEXPIRE', parked, ttl)
+      redis.call('PEXPIRE', parkq, ttl)
+      running, release, h = -1, true, nil
+    end
+  elseif idx >= 0 then
+    if state == 'running' and redis.call('HEXISTS', results, idx) == 0 then
+      redis.call('HSET', results, idx, A[3])
+      local count = redis.call('HINCRBY', meta, A[4], 1)
+      redis.call('HINCRBY', meta, 'bytes', A[5])
+      redis.call('DECR', KEYS[6])
+      redis.call('HDEL', parked, idx)
+      resultEvent(idx, A[3])
+      running = -1
+      count = count + tonumber(A[4] == 'succeeded' and m[5] or m[4])
+      -- The first result creates the results hash.
+      if count == 1 then fresh = true end
+      if count >= total then
+        redis.call('HSET', meta, 'state', 'completed', 'finishedAt', now, 'expiresAt', now + ttl, 'running', 0)
+        redis.call('DEL', held, parked, parkq)
+        stateEvent()
+        touch(ttl)
+        redis.call('PUBLISH', A[8], redis.call('HGET', meta, 'id'))
+        return {2}
+      end
+    end
+    if holding() == A[2] then release, h = true, nil end
+  end
+  if state == 'queued' then
+    redis.call('HSET', meta, 'state', 'running', 'startedAt', now)
+    state = 'running'
+    stateEvent()
+  end
+  if state ~= 'running' then
+    settle(nil)
+    return {-1}
+  end
+  if A[9] ~= '1' then return done(nil, {0}) end
+
+  -- The index this lane holds, with its parked entry if it may have one (held or from parkq).
+  local function take (n, mayBeParked)
+    local url = redis.call('LINDEX', urls, n)
+    local info = mayBeParked and redis.call('HGET', parked, n)
+    if info then return {1, n, url, info} end
+    return {1, n, url}
+  end
+  if holding() then return done(nil, take(tonumber(h), true)) end
+
+  -- A parked index first: of the wanted host, else of the first host not skipped. Each jump
+  -- passes one skipped host, so this is at most (skipped hosts + 1) lookups.
+  local pick
+  if A[13] ~= '' then
+    pick = redis.call('ZRANGEBYLEX', parkq, '(' .. A[13] .. ' ', '(' .. A[13] .. '!', 'LIMIT', 0, 1)[1]
+  end
+  local skip = {}
+  for host in string.gmatch(A[12], '%S+') do skip[host] = true end
+  local skipped = {}
+  if not pick then
+    local from = '-'
+    while true do
+      local p = redis.call('ZRANGEBYLEX', parkq, from, '+', 'LIMIT', 0, 1)[1]
+      if not p then break end
+      local host = string.sub(p, 1, -12)
+      if not skip[host] then
+        pick = p
+        break
+      end
+      skipped[#skipped + 1] = host
+      from = '(' .. host .. '!'
+    end
+  end
+  if pick then
+    redis.call('ZREM', parkq, pick)
+    local n = tonumber(string.sub(pick, -10))
+    return done(n, take(n, true))
+  end
+
+  if tonumber(m[6]) >= total then
+    if #skipped > 0 then return done(nil, {3, unpack(skipped)}) end
+    return done(nil, {0})
+  end
+  if A[12] == '' then
+    local n = redis.call('HINCRBY', meta, 'next', 1) - 1
+    return done(n, take(n, false))
+  end
+
+  local paused = {}
+  for host in string.gmatch(A[14], '%S+') do paused[host] = true end
+  local n, ahead = tonumber(m[6]), 0
+  while n < total do
+    local url = redis.call('LINDEX', urls, n)
+    local host = hostOf(url)
+    if not (host and skip[host]) then
+      redis.call('HSET', meta, 'next', n + 1)
+      return done(n, {1, n, url})
+    end
+    local info = {waitingFor = paused[host] and 'pause' or 'host', host = host, attempts = 0, spent = 0, pausedAt = cjson.null}
+    park(n, cjson.encode(info), host)
+    n, ahead = n + 1, ahead + 1
+    if ahead >= AHEAD then break end
+  end
+  redis.call('HSET', meta, 'next', n)
+  redis.call('PEXPIRE', parked, ttl)
+  redis.call('PEXPIRE', parkq, ttl)
+  return done(nil, {4})
 end
-redis.call('HSET', meta, 'next', n)
-redis.call('PEXPIRE', parked, ttl)
-redis.call('PEXPIRE', parkq, ttl)
-return done(nil, {4})
+
+local replies = {}
+for base = 0, #ARGV - 1, 14 do
+  replies[#replies + 1] = step({unpack(ARGV, base + 1, base + 14)})
+end
+return replies

@@ -19,7 +19,9 @@ export const SCRIPTS = {
     prelude: true,
     keys: JOB_KEYS,
     argv: ['lane', 'index', 'result', 'outcome', 'bytes', 'now', 'ttl', 'channel', 'claim', 'park', 'host', 'skip', 'want', 'paused'],
-    reply: reply<Array<number | string>>()
+    // One reply per step: the script takes further steps of the same job after the first
+    // (queueScriptBatch), each one more group of the same ARGV.
+    reply: reply<Array<Array<number | string>>>()
   },
   trawlFinish: {
     file: '../jobs/finish.lua',
@@ -156,6 +158,20 @@ export async function runScript<N extends ScriptName> (redis: Redis, name: N, ke
   return await commands[name].apply(redis, argList(name, keys, args)) as ScriptReply<N>
 }
 
+/** ARGV groups of a script that takes several (step.lua: one group per step), in the table's order. */
+function argGroups<N extends ScriptName> (name: N, groups: ReadonlyArray<NoInfer<ScriptArgs<N>>>): Array<string | Buffer> {
+  const spec: AnySpec = SCRIPTS[name]
+  const out: Array<string | Buffer> = []
+  for (const group of groups) {
+    const a = group as Record<string, string | number | Buffer>
+    for (const arg of spec.argv) {
+      const v = a[arg] as string | number | Buffer
+      out.push(typeof v === 'number' ? String(v) : v)
+    }
+  }
+  return out
+}
+
 /**
  * Queues a script on a pipeline; its reply comes with the others from exec(). ioredis copies the
  * scripts into a pipeline when it creates it, so the connection must have had loadScripts first.
@@ -165,4 +181,17 @@ export function queueScript<N extends ScriptName> (pipeline: ChainableCommander,
   const command = commands[name]
   if (command === undefined) throw new Error(`script ${name} is not loaded on this connection: call loadScripts first`)
   command.apply(pipeline, argList(name, keys, args))
+}
+
+/**
+ * Queues one call of a script that takes several ARGV groups on the same KEYS (step.lua: several
+ * steps of one job), as queueScript does.
+ */
+export function queueScriptBatch<N extends ScriptName> (pipeline: ChainableCommander, name: N, keys: NoInfer<ScriptKeys<N>>, groups: ReadonlyArray<NoInfer<ScriptArgs<N>>>): void {
+  const commands = pipeline as unknown as Partial<Commands<ChainableCommander>>
+  const command = commands[name]
+  if (command === undefined) throw new Error(`script ${name} is not loaded on this connection: call loadScripts first`)
+  const spec: AnySpec = SCRIPTS[name]
+  const k = keys as Record<string, string>
+  command.apply(pipeline, [...spec.keys.map((key) => k[key] as string), ...argGroups(name, groups)])
 }

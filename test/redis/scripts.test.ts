@@ -8,7 +8,7 @@ import { jobKeys, tenantPendingKey } from '../../src/jobs/keys.js'
 import { createJobStore } from '../../src/jobs/redis-store.js'
 import { DEFAULT_OPTIONS, type StoredResult } from '../../src/jobs/schemas.js'
 import { unfinishedResult } from '../../src/jobs/store.js'
-import { headerNames, runScript, scriptSources, SCRIPTS, type ScriptArgs } from '../../src/redis/scripts.js'
+import { headerNames, queueScriptBatch, runScript, scriptSources, SCRIPTS, type ScriptArgs } from '../../src/redis/scripts.js'
 import { TEST_REDIS_URL, testPrefix } from '../helpers/redis.js'
 
 const TTL_MS = 60_000
@@ -31,25 +31,24 @@ async function setup (t: Test, n: number) {
   const pending = tenantPendingKey(prefix, TENANT)
   await redis.set(pending, n)
   const keys = { ...jobKeys(prefix, id), pending }
-  const step = (lane: number, index: number, result: StoredResult | null, claim = true) => {
-    const args: ScriptArgs<'trawlStep'> = {
-      lane,
-      index,
-      result: result ? JSON.stringify(result) : '',
-      outcome: result?.state === 'succeeded' ? 'succeeded' : 'failed',
-      bytes: result?.bytes ?? 0,
-      now: Date.now(),
-      ttl: TTL_MS,
-      channel: store.channel,
-      claim: claim ? '1' : '0',
-      park: '',
-      host: '',
-      skip: '',
-      want: '',
-      paused: ''
-    }
-    return runScript(redis, 'trawlStep', keys, args)
-  }
+  const stepArgs = (lane: number, index: number, result: StoredResult | null, claim = true): ScriptArgs<'trawlStep'> => ({
+    lane,
+    index,
+    result: result ? JSON.stringify(result) : '',
+    outcome: result?.state === 'succeeded' ? 'succeeded' : 'failed',
+    bytes: result?.bytes ?? 0,
+    now: Date.now(),
+    ttl: TTL_MS,
+    channel: store.channel,
+    claim: claim ? '1' : '0',
+    park: '',
+    host: '',
+    skip: '',
+    want: '',
+    paused: ''
+  })
+  const step = (lane: number, index: number, result: StoredResult | null, claim = true) =>
+    runScript(redis, 'trawlStep', keys, stepArgs(lane, index, result, claim)).then((replies) => replies[0])
   const finish = (state: 'cancelled' | 'failed') => runScript(redis, 'trawlFinish', keys, {
     state, error: '', now: Date.now(), ttl: TTL_MS, channel: store.channel, result: JSON.stringify(unfinishedResult(state, null)), tenant: TENANT
   })
@@ -59,7 +58,7 @@ async function setup (t: Test, n: number) {
   }
   const resultEvents = async () => (await redis.xrange(keys.events, '-', '+')).filter(([, f]) => f[1] === 'result').map(([, f]) => Number(f[3]))
   const pendingCount = async () => Number(await redis.get(pending))
-  return { redis, store, prefix, id, keys, step, finish, meta, resultEvents, pendingCount }
+  return { redis, store, prefix, id, keys, step, stepArgs, finish, meta, resultEvents, pendingCount }
 }
 
 t.test('every script header names KEYS and ARGV as the loader table does', async (t) => {
@@ -103,6 +102,27 @@ t.test('step: a lane run again after its worker died takes over the index it hel
   t.same(await s.step(0, 2, ok()), [2], 'the last report completes the job')
   t.same(await s.meta(), { state: 'completed', succeeded: 3, failed: 0, cancelled: 0, running: 0 })
   t.equal(await s.pendingCount(), 0)
+})
+
+t.test('step: several steps of a job in one call run as if each were a call of its own', async (t) => {
+  const seq: Array<[number, number, StoredResult | null, boolean]> = [
+    [0, -1, null, true], [1, -1, null, true], [0, -1, null, true], [0, 0, ok(), true], [0, 0, ok(201), false],
+    [1, 1, { ...ok(500), state: 'failed' }, true], [2, -1, null, true], [0, 2, ok(), true], [2, 3, ok(), true]
+  ]
+  const one = await setup(t, 4)
+  const apart = []
+  for (const [lane, index, result, claim] of seq) apart.push(await one.step(lane, index, result, claim))
+  const all = await setup(t, 4)
+  const pipeline = all.redis.pipeline()
+  queueScriptBatch(pipeline, 'trawlStep', all.keys, seq.map(([lane, index, result, claim]) => all.stepArgs(lane, index, result, claim)))
+  const [[err, together]] = await pipeline.exec() as Array<[Error | null, unknown]> as [[Error | null, unknown]]
+  t.equal(err, null)
+  t.same(together, apart, 'the same replies, in order')
+  t.same(apart.at(-1), [2], 'the last one completed the job')
+  t.same(await all.meta(), await one.meta())
+  t.same(await all.resultEvents(), await one.resultEvents(), 'the same result events, each once')
+  t.same(await all.redis.hgetall(all.keys.results), await one.redis.hgetall(one.keys.results))
+  t.equal(await all.pendingCount(), await one.pendingCount())
 })
 
 t.test('finish: a completed job is left as it is', async (t) => {
@@ -170,7 +190,7 @@ t.test('step parks the cursor\'s URLs on skipped hosts ahead, without a round tr
     skip: blocked.skip.join(' '),
     want: '',
     paused: blocked.paused.join(' ')
-  })
+  }).then((replies) => replies[0])
   t.same(await raw(), [4])
   t.same(await raw(), [4])
   t.same(await s.store.step(id, TENANT, 0, null, blocked), { kind: 'fetch', index: 71, url: 'http://b\u00fccher.test/idn', parked: null },
