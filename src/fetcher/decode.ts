@@ -8,7 +8,7 @@ import type { ResultErrorCode } from '../jobs/result-codes.js'
 /**
  * Reading a body under its size cap: undoing the content codings trawl asks for (gzip, deflate
  * zlib-wrapped or raw, br), counting decoded bytes, and streaming them into a sink (the content
- * store) or dropping them as they come. No body is ever held whole here.
+ * store) or dropping them as they come. Only a small plain body (WHOLE_BODY_BYTES) is held whole here.
  */
 
 /** The `accept-encoding` of every request: exactly the codings `decoderFor` can undo. */
@@ -28,7 +28,7 @@ export interface BodyLimits {
 
 /**
  * Where a body to keep goes, as it is decoded: `sink` reads `chunks` (the decoded bytes, under
- * the cap) at its own pace and resolves with the stored body's sha256 once it has all of it.
+ * the cap; for a small plain body, the whole body as one buffer in an array) at its own pace and resolves with the stored body's sha256 once it has all of it.
  * When `chunks` throws (the body failed: cap, decoding, transport, abort), the sink must reject
  * with that same error and keep nothing; any other rejection is the sink's own failure and
  * ends the body `STORAGE_FAILED`. `signal` is the attempt's (deadline and caller): the sink
