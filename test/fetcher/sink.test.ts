@@ -40,7 +40,7 @@ t.test('TOO_LARGE mid-stream, plain or decoded, aborts the put: nothing is visib
 t.test('a sink that fails is STORAGE_FAILED, with its message, and is not retried', async (t) => {
   // Reads the first chunk, then fails, as a disk filling up would.
   const failing: BodySink = async (chunks) => {
-    await chunks[Symbol.asyncIterator]().next()
+    await (chunks as AsyncIterable<Buffer>)[Symbol.asyncIterator]().next()
     throw new Error('disk on fire')
   }
   const hooks = recordSleeps()
