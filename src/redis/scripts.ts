@@ -139,13 +139,25 @@ export function loadScripts (redis: Redis): void {
 
 /** KEYS then ARGV of a script, in the order its header names them. */
 export function argList<N extends ScriptName> (name: N, keys: NoInfer<ScriptKeys<N>>, args: NoInfer<ScriptArgs<N>>): Array<string | Buffer> {
+  return argGroups(name, keys, [args])
+}
+
+/**
+ * KEYS, then one ARGV group after another, each in the order the header names them: the form
+ * of a script that takes several groups on the same KEYS (step.lua: one group per step).
+ */
+function argGroups<N extends ScriptName> (name: N, keys: NoInfer<ScriptKeys<N>>, groups: ReadonlyArray<NoInfer<ScriptArgs<N>>>): Array<string | Buffer> {
   const spec: AnySpec = SCRIPTS[name]
   const k = keys as Record<string, string>
-  const a = args as Record<string, string | number | Buffer>
-  return [...spec.keys.map((key) => k[key] as string), ...spec.argv.map((arg) => {
-    const v = a[arg] as string | number | Buffer
-    return typeof v === 'number' ? String(v) : v
-  })]
+  const out: Array<string | Buffer> = spec.keys.map((key) => k[key] as string)
+  for (const group of groups) {
+    const a = group as Record<string, string | number | Buffer>
+    for (const arg of spec.argv) {
+      const v = a[arg] as string | number | Buffer
+      out.push(typeof v === 'number' ? String(v) : v)
+    }
+  }
+  return out
 }
 
 // What defineCommand adds, seen from here: one method per script name.
@@ -158,40 +170,15 @@ export async function runScript<N extends ScriptName> (redis: Redis, name: N, ke
   return await commands[name].apply(redis, argList(name, keys, args)) as ScriptReply<N>
 }
 
-/** ARGV groups of a script that takes several (step.lua: one group per step), in the table's order. */
-function argGroups<N extends ScriptName> (name: N, groups: ReadonlyArray<NoInfer<ScriptArgs<N>>>): Array<string | Buffer> {
-  const spec: AnySpec = SCRIPTS[name]
-  const out: Array<string | Buffer> = []
-  for (const group of groups) {
-    const a = group as Record<string, string | number | Buffer>
-    for (const arg of spec.argv) {
-      const v = a[arg] as string | number | Buffer
-      out.push(typeof v === 'number' ? String(v) : v)
-    }
-  }
-  return out
-}
-
 /**
- * Queues a script on a pipeline; its reply comes with the others from exec(). ioredis copies the
- * scripts into a pipeline when it creates it, so the connection must have had loadScripts first.
- */
-export function queueScript<N extends ScriptName> (pipeline: ChainableCommander, name: N, keys: NoInfer<ScriptKeys<N>>, args: NoInfer<ScriptArgs<N>>): void {
-  const commands = pipeline as unknown as Partial<Commands<ChainableCommander>>
-  const command = commands[name]
-  if (command === undefined) throw new Error(`script ${name} is not loaded on this connection: call loadScripts first`)
-  command.apply(pipeline, argList(name, keys, args))
-}
-
-/**
- * Queues one call of a script that takes several ARGV groups on the same KEYS (step.lua: several
- * steps of one job), as queueScript does.
+ * Queues one call of a script on a pipeline, with one ARGV group or several on the same KEYS
+ * (step.lua: several steps of one job); its reply comes with the others from exec(). ioredis
+ * copies the scripts into a pipeline when it creates it, so the connection must have had
+ * loadScripts first.
  */
 export function queueScriptBatch<N extends ScriptName> (pipeline: ChainableCommander, name: N, keys: NoInfer<ScriptKeys<N>>, groups: ReadonlyArray<NoInfer<ScriptArgs<N>>>): void {
   const commands = pipeline as unknown as Partial<Commands<ChainableCommander>>
   const command = commands[name]
   if (command === undefined) throw new Error(`script ${name} is not loaded on this connection: call loadScripts first`)
-  const spec: AnySpec = SCRIPTS[name]
-  const k = keys as Record<string, string>
-  command.apply(pipeline, [...spec.keys.map((key) => k[key] as string), ...argGroups(name, groups)])
+  command.apply(pipeline, argGroups(name, keys, groups))
 }
