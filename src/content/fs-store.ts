@@ -174,8 +174,13 @@ class FsContentStore implements ContentStore {
 
 /** An array body's chunks as one Buffer (no copy for one chunk). */
 function wholeBody (chunks: readonly Uint8Array[]): Buffer {
-  const buffers = chunks.map((c: Uint8Array | string) => typeof c === 'string' ? Buffer.from(c) : Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength))
+  const buffers = chunks.map(asBuffer)
   return buffers.length === 1 ? buffers[0] as Buffer : Buffer.concat(buffers)
+}
+
+/** A chunk as a Buffer, without copying one that is a Buffer or a view already. */
+function asBuffer (value: Uint8Array | string): Buffer {
+  return typeof value === 'string' ? Buffer.from(value) : Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
 }
 
 /** An error thrown by the body itself (not the store): put rethrows `inner` as it came. */
@@ -216,9 +221,7 @@ async function eachChunk (body: ContentBody, signal: AbortSignal | undefined, ea
         stop = null
       }
       if (next.done === true) return
-      const value = next.value
-      const chunk = typeof value === 'string' ? Buffer.from(value) : Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
-      const pending = each(chunk)
+      const pending = each(asBuffer(next.value))
       if (pending !== undefined) await pending
     }
   } catch (err) {

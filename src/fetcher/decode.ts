@@ -1,18 +1,13 @@
-import { Transform } from 'node:stream'
-import type { TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import zlib from 'node:zlib'
 import type { Dispatcher } from 'undici'
 import type { ResultErrorCode } from '../jobs/result-codes.js'
+import { contentCodings, decoderFor, isDecodeError } from './codings.js'
 
 /**
- * Reading a body under its size cap: undoing the content codings trawl asks for (gzip, deflate
- * zlib-wrapped or raw, br), counting decoded bytes, and streaming them into a sink (the content
- * store) or dropping them as they come. Only a small plain body (WHOLE_BODY_BYTES) is held whole here.
+ * Reading a body under its size cap: undoing the content codings trawl asks for (codings.ts),
+ * counting decoded bytes, and streaming them into a sink (the content store) or dropping them
+ * as they come. Only a small plain body (WHOLE_BODY_BYTES) is held whole here.
  */
-
-/** The `accept-encoding` of every request: exactly the codings `decoderFor` can undo. */
-export const ACCEPT_ENCODING = 'gzip, deflate, br'
 
 /** The response headers that frame a body, as received (null when absent). */
 export interface BodyFraming {
@@ -64,6 +59,17 @@ class SinkError extends Error {
 
 const tooLarge = (maxBytes: number): string => `the decoded body exceeds maxBytes (${maxBytes})`
 
+/** Counts `chunk` into `counter.bytes`; true once the count is past the cap. */
+function pastCap (chunk: Buffer, limits: BodyLimits, counter: { bytes: number }): boolean {
+  counter.bytes += chunk.length
+  return counter.bytes > limits.maxBytes
+}
+
+/** A sink's rejection that is not the body's own: the abort's reason, else a SinkError (STORAGE_FAILED). */
+function sinkFailure (err: unknown, signal: AbortSignal): unknown {
+  return signal.aborted ? signal.reason : new SinkError(err)
+}
+
 /** Where the decoded bytes go: a sink (kept) or nowhere (counted and dropped). */
 export interface BodyTarget {
   sink: BodySink | null
@@ -96,8 +102,7 @@ async function wholeIntoSink (body: Body, limits: BodyLimits, counter: { bytes: 
   try {
     return (await target.sink([data], { contentType: target.contentType }, signal)).sha256
   } catch (err) {
-    if (signal.aborted) throw signal.reason
-    throw new SinkError(err)
+    throw sinkFailure(err, signal)
   }
 }
 
@@ -117,9 +122,8 @@ function collect (body: Body, limits: BodyLimits, counter: { bytes: number }): P
       else resolve(chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, counter.bytes - start))
     }
     const onData = (chunk: Buffer): void => {
-      counter.bytes += chunk.length
       chunks.push(chunk)
-      if (counter.bytes > limits.maxBytes) done(new TooLargeError(tooLarge(limits.maxBytes)))
+      if (pastCap(chunk, limits, counter)) done(new TooLargeError(tooLarge(limits.maxBytes)))
     }
     const onEnd = (): void => done(null)
     // Closed without an end or an error of its own: the body was cut.
@@ -142,8 +146,7 @@ function drop (body: Body): void {
  */
 async function dropPlainBody (body: Body, limits: BodyLimits, counter: { bytes: number }): Promise<BodyOutcome> {
   for await (const chunk of body as AsyncIterable<Buffer>) {
-    counter.bytes += chunk.length
-    if (counter.bytes > limits.maxBytes) return { ok: false, code: 'TOO_LARGE', message: tooLarge(limits.maxBytes) }
+    if (pastCap(chunk, limits, counter)) return { ok: false, code: 'TOO_LARGE', message: tooLarge(limits.maxBytes) }
   }
   return { ok: true, sha256: null }
 }
@@ -151,8 +154,7 @@ async function dropPlainBody (body: Body, limits: BodyLimits, counter: { bytes: 
 /** Counts the decoded chunks as they pass, and stops with TooLargeError past the cap. */
 async function * capped (source: AsyncIterable<Buffer>, limits: BodyLimits, counter: { bytes: number }): AsyncGenerator<Buffer> {
   for await (const chunk of source) {
-    counter.bytes += chunk.length
-    if (counter.bytes > limits.maxBytes) throw new TooLargeError(tooLarge(limits.maxBytes))
+    if (pastCap(chunk, limits, counter)) throw new TooLargeError(tooLarge(limits.maxBytes))
     yield chunk
   }
 }
@@ -164,8 +166,7 @@ async function intoSink (source: AsyncIterable<Buffer>, limits: BodyLimits, coun
   async function * watched (): AsyncGenerator<Buffer> {
     try {
       for await (const chunk of source) {
-        counter.bytes += chunk.length
-        if (counter.bytes > limits.maxBytes) throw new TooLargeError(tooLarge(limits.maxBytes))
+        if (pastCap(chunk, limits, counter)) throw new TooLargeError(tooLarge(limits.maxBytes))
         yield chunk
       }
     } catch (err) {
@@ -177,8 +178,7 @@ async function intoSink (source: AsyncIterable<Buffer>, limits: BodyLimits, coun
     return (await target.sink(watched(), { contentType: target.contentType }, signal)).sha256
   } catch (err) {
     if (bodyError !== null) throw (bodyError as { err: unknown }).err
-    if (signal.aborted) throw signal.reason
-    throw new SinkError(err)
+    throw sinkFailure(err, signal)
   }
 }
 
@@ -221,76 +221,4 @@ async function readDecodedBody (body: Body, codings: string[], limits: BodyLimit
 async function drain (chunks: AsyncGenerator<Buffer>): Promise<null> {
   while (!(await chunks.next()).done);
   return null
-}
-
-/** The codings to undo, outermost first; [] when there is nothing trawl can decode. */
-export function contentCodings (header: string | null): string[] {
-  if (header === null) return []
-  const codings = header.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity')
-  // All or nothing, as undici's fetch does: with a coding trawl cannot undo anywhere in the
-  // list, the body is kept as it came.
-  if (!codings.every((c) => c === 'gzip' || c === 'x-gzip' || c === 'deflate' || c === 'br')) return []
-  return codings.reverse()
-}
-
-// Browsers and curl accept a body cut short of its compression trailer (and an empty one);
-// Z_SYNC_FLUSH lets zlib end there too, while the HTTP framing still catches a short transfer.
-const zlibLenient = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH }
-const brotliLenient = { flush: zlib.constants.BROTLI_OPERATION_FLUSH, finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH }
-
-/** A decoder for one coding `contentCodings` returned (anything else is taken as gzip). */
-export function decoderFor (coding: string): Transform {
-  if (coding === 'br') return zlib.createBrotliDecompress(brotliLenient)
-  if (coding === 'deflate') return new InflateAuto()
-  return zlib.createGunzip(zlibLenient)
-}
-
-/**
- * "deflate" is meant to be zlib-wrapped (RFC 9110), but some servers send raw deflate; the
- * first byte tells them apart. The inner inflater's output is paused while this stream's
- * reader is full, so backpressure (and with it the size cap) holds through the wrapper.
- */
-export class InflateAuto extends Transform {
-  #inner: zlib.Inflate | zlib.InflateRaw | null = null
-
-  override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.#inner === null) {
-      if (chunk.length === 0) {
-        cb()
-        return
-      }
-      // A zlib header's low nibble is 8 (the deflate method); a raw stream's first byte is not.
-      const inner = ((chunk[0] ?? 0) & 0x0f) === 0x08 ? zlib.createInflate(zlibLenient) : zlib.createInflateRaw(zlibLenient)
-      inner.on('data', (d: Buffer) => { if (!this.push(d)) inner.pause() })
-      inner.on('error', (err) => this.destroy(err))
-      this.#inner = inner
-    }
-    this.#inner.write(chunk, cb)
-  }
-
-  override _read (size: number): void {
-    this.#inner?.resume()
-    super._read(size)
-  }
-
-  override _flush (cb: TransformCallback): void {
-    const inner = this.#inner
-    if (inner === null) {
-      cb()
-      return
-    }
-    inner.once('end', () => cb())
-    inner.end()
-  }
-
-  override _destroy (err: Error | null, cb: (error?: Error | null) => void): void {
-    this.#inner?.destroy()
-    cb(err)
-  }
-}
-
-/** zlib's and brotli's verdicts on a garbled stream (as opposed to a transport fault). */
-export function isDecodeError (err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' && (code.startsWith('Z_') || code.startsWith('ERR_BROTLI') || code === 'ERR_ZLIB_INITIALIZATION_FAILED')
 }

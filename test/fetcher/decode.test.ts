@@ -2,7 +2,7 @@ import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import zlib from 'node:zlib'
 import t from 'tap'
-import { ACCEPT_ENCODING, contentCodings, decoderFor, InflateAuto, isDecodeError } from '../../src/fetcher/decode.js'
+import { ACCEPT_ENCODING, contentCodings, decoderFor, InflateAuto, isDecodeError } from '../../src/fetcher/codings.js'
 import { fetchPage } from '../../src/fetcher/fetch-page.js'
 import { fetchKept, fetchTarget, KiB, MiB, never, opts, recordSleeps } from './fixtures.js'
 
