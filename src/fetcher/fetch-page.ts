@@ -117,10 +117,18 @@ export async function fetchPage (
   const started = performance.now()
   const sleep = hooks.sleep ?? defaultSleep
   const random = hooks.random ?? Math.random
-  const done = (r: AttemptResult, attempts: number): PageResult => {
-    const { retryable: _r, retryAfterMs: _a, hostPause: _p, ...rest } = r
-    return { ...rest, attempts, durationMs: Math.round(performance.now() - started) }
-  }
+  // Field by field rather than a rest spread of `r`: this runs once per URL.
+  const done = (r: AttemptResult, attempts: number): PageResult => ({
+    ok: r.ok,
+    status: r.status,
+    finalUrl: r.finalUrl,
+    contentType: r.contentType,
+    bytes: r.bytes,
+    sha256: r.sha256,
+    error: r.error,
+    attempts,
+    durationMs: Math.round(performance.now() - started)
+  })
   if (signal.aborted) return done(failure(fresh(), 'CANCELLED', 'cancelled before the download started'), 0)
 
   for (let attempts = 1; ; attempts++) {
@@ -196,7 +204,7 @@ async function followHops (dispatcher: Dispatcher, start: URL, opts: FetchOption
     if (res.statusCode < 200 || res.statusCode > 299) return await statusFailure(res, p, signal)
     const framing = { contentEncoding: headerValue(res.headers['content-encoding']), contentLength: headerValue(res.headers['content-length']) }
     const read = await readBody(res.body, framing, opts, p, signal, { sink, contentType: p.contentType })
-    return read.ok ? { ok: true, ...p, sha256: read.sha256, error: null, retryable: false } : failure(p, read.code, read.message)
+    return read.ok ? { ok: true, status: p.status, finalUrl: p.finalUrl, contentType: p.contentType, bytes: p.bytes, sha256: read.sha256, error: null, retryable: false } : failure(p, read.code, read.message)
   }
 }
 

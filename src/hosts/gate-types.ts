@@ -5,9 +5,12 @@ import type { AcquireReply, HostOutcome, HostSlots, HostState, Lease, ReleaseRep
 
 /** Hosts a job cannot start on now: all of them (`skip`), and those of them that wait for a pause or a spacing (`paused`). */
 export interface BlockedHosts {
-  skip: string[]
-  paused: string[]
+  readonly skip: readonly string[]
+  readonly paused: readonly string[]
 }
+
+/** What blockedFor answers while nothing is blocked: one shared value, read only. */
+export const NOTHING_BLOCKED: BlockedHosts = Object.freeze({ skip: Object.freeze([]), paused: Object.freeze([]) })
 
 /** What a lane asks of a host for one fetch. */
 export interface EnterOptions {

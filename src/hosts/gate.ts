@@ -1,8 +1,9 @@
 import { hostsChannel } from './keys.js'
-import { reason, type BlockedHosts, type Entry, type EnterOptions, type HostGate, type HostGateOptions, type Queue, type Ticket, type Waiter } from './gate-types.js'
+import { NOTHING_BLOCKED, reason, type BlockedHosts, type Entry, type EnterOptions, type HostGate, type HostGateOptions, type Queue, type Ticket, type Waiter } from './gate-types.js'
 import type { AcquireReply, HostOutcome, Lease, ReleaseReply } from './slots.js'
 
 export type { BlockedHosts, Entry, EnterOptions, HostGate, HostGateOptions, WaitingFor } from './gate-types.js'
+export { NOTHING_BLOCKED } from './gate-types.js'
 
 // Hosts named by a pause (or a wake) that this process should send through the gate.
 const ATTENTION_MAX = 10_000
@@ -182,6 +183,8 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
   }
 
   function blockedFor (jobId: string): BlockedHosts {
+    // Asked before every claim: nothing queued (the usual case) allocates nothing.
+    if (queues.size === 0) return NOTHING_BLOCKED
     const hosts = new Set<string>()
     const paused = new Set<string>()
     for (const q of queues.values()) {

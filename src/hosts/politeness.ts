@@ -1,6 +1,6 @@
 import type { PageResult } from '../fetcher/fetch-page.js'
 import type { JobOptions, WaitingFor } from '../jobs/schemas.js'
-import type { BlockedHosts, EnterOptions, HostGate } from './gate.js'
+import { NOTHING_BLOCKED, type BlockedHosts, type EnterOptions, type HostGate } from './gate.js'
 import { outcomeOf } from './outcome.js'
 import type { Robots } from './robots.js'
 import type { HostOutcome, Lease } from './slots.js'
@@ -30,6 +30,12 @@ export type Admission =
 export interface Politeness {
   /** Hosts whose parked URLs of the job a claim should leave be, and which of them are paused (HostGate.blockedFor). */
   skip(jobId: string): BlockedHosts
+  /**
+   * True when fetching a URL of `job` on `host` asks nothing of the host rules now: robots.txt
+   * ignored, no cap, no spacing, no pause or crawl-delay known. The lane then fetches without
+   * `admit`, and calls `after` only for an answer that pauses the host (429, 503).
+   */
+  unguarded(host: string, job: LaneJob): boolean
   /** Before fetching `url` (on `host`): robots.txt, then a slot unless `lease` is one already. */
   admit(url: string, host: string, job: LaneJob, lease: Lease | null): Promise<Admission>
   /**
@@ -147,5 +153,7 @@ export function createPoliteness (o: PolitenessOptions): Politeness {
     return null
   }
 
-  return { skip: (jobId) => known?.blockedFor(jobId) ?? { skip: [], paused: [] }, admit, wait, after, reuse }
+  const unguarded = (host: string, job: LaneJob): boolean => job.options.robots !== 'obey' && free(host, job)
+
+  return { skip: (jobId) => known?.blockedFor(jobId) ?? NOTHING_BLOCKED, unguarded, admit, wait, after, reuse }
 }

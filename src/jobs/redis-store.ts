@@ -31,6 +31,26 @@ interface Ctx {
   listing: ListingDeps
 }
 
+/** Jobs whose step KEYS are kept built; past it the cache starts again (jobs come and go). */
+const STEP_KEYS_CACHED = 1024
+
+/**
+ * step.lua's KEYS for a job, built once per job rather than once per step (a lane steps once per
+ * URL: nine strings each time). The same object for every step of a job also lets the step
+ * batcher group a flush's steps by job without building a key.
+ */
+function stepKeysCache (prefix: string): Ctx['scriptKeys'] {
+  const cached = new Map<string, { tenant: string, keys: ScriptKeys<'trawlStep'> }>()
+  return (id, tenant) => {
+    const hit = cached.get(id)
+    if (hit !== undefined && hit.tenant === tenant) return hit.keys
+    if (cached.size >= STEP_KEYS_CACHED) cached.clear()
+    const keys = { ...jobKeys(prefix, id), pending: tenantPendingKey(prefix, tenant) }
+    cached.set(id, { tenant, keys })
+    return keys
+  }
+}
+
 /** The job store on one Redis connection; see JobStore for what each method reads and changes. */
 export function createJobStore (redis: Redis, opts: JobStoreOptions): JobStore {
   loadScripts(redis)
@@ -40,7 +60,7 @@ export function createJobStore (redis: Redis, opts: JobStoreOptions): JobStore {
     ttlMs: opts.ttlSeconds * 1000,
     channel: finishedChannel(opts.prefix),
     keysOf,
-    scriptKeys: (id, tenant) => ({ ...keysOf(id), pending: tenantPendingKey(opts.prefix, tenant) }),
+    scriptKeys: stepKeysCache(opts.prefix),
     batchedStep: stepBatcher(redis),
     listing: { redis, prefix: opts.prefix, ttlMs: opts.ttlSeconds * 1000, metaKey: (id) => keysOf(id).meta }
   }

@@ -20,12 +20,12 @@ export function stepBatcher (redis: Redis): (call: StepCall) => Promise<StepRepl
   type Queued = { call: StepCall, resolve: (r: StepReplyRaw) => void, reject: (e: unknown) => void }
   let queued: Queued[] = []
   function flush () {
-    const byJob = new Map<string, Queued[]>()
+    const byJob = new Map<ScriptKeys<'trawlStep'>, Queued[]>()
     for (const q of queued) {
-      // One job's keys (its tenant's pending count among them) are the same in each of its steps.
-      const job = `${q.call.keys.meta} ${q.call.keys.pending}`
-      const same = byJob.get(job)
-      if (same === undefined) byJob.set(job, [q])
+      // The store hands every step of a job the same keys object (its tenant's pending count
+      // among them); a step with another object of equal keys just goes in a call of its own.
+      const same = byJob.get(q.call.keys)
+      if (same === undefined) byJob.set(q.call.keys, [q])
       else same.push(q)
     }
     queued = []

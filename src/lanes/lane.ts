@@ -1,17 +1,17 @@
 import type { ContentKey } from '../content/store.js'
-import type { PageResult, FetchOptions } from '../fetcher/fetch-page.js'
+import type { PageResult } from '../fetcher/fetch-page.js'
 import type { LaneJob, Politeness } from '../hosts/politeness.js'
 import type { Lease } from '../hosts/slots.js'
 import type { LaneData, StoredResult, JobOptions } from '../jobs/schemas.js'
 import type { ClaimHints, LaneReport, StepReply } from '../jobs/store.js'
-import { fetchPolitely } from './polite.js'
+import { fetchPolitely, type LaneFetchOptions } from './polite.js'
 
 /** Why a lane's signal was aborted; BullMQ passes the reason given to `worker.cancelJob`. */
 export const ABORT_CANCELLED = 'job-cancelled'
 export const ABORT_SHUTDOWN = 'worker-shutdown'
 
 /** Downloads one URL of a job; with `keepContent` its body goes to the content store under `key`. */
-export type LaneFetch = (url: string, options: FetchOptions & { keepContent: boolean }, signal: AbortSignal, key: ContentKey) => Promise<PageResult>
+export type LaneFetch = (url: string, options: LaneFetchOptions, signal: AbortSignal, key: ContentKey) => Promise<PageResult>
 
 export interface LaneDeps {
   step(jobId: string, tenant: string, lane: number, report: LaneReport | null, claim: boolean | ClaimHints): Promise<StepReply>
@@ -53,7 +53,7 @@ export async function runLane (data: LaneData, deps: LaneDeps, signal: AbortSign
   for (;;) {
     const stopping = deps.stopping() || signal.reason === ABORT_SHUTDOWN
     const claim = !signal.aborted && !stopping && now() - started < deps.sliceMs
-    const hints: ClaimHints | null = claim && deps.hosts ? { ...deps.hosts.skip(job.id), ...(lease ? { want: lease.host } : {}) } : null
+    const hints: ClaimHints | null = claim && deps.hosts ? claimHints(deps.hosts.skip(job.id), lease) : null
     const reply = await deps.step(data.jobId, context.tenant, data.lane, report, hints ?? claim)
     report = null
     if (lease && reply.kind !== 'fetch') lease = await giveBack(deps, lease)
@@ -77,6 +77,11 @@ export async function runLane (data: LaneData, deps: LaneDeps, signal: AbortSign
   }
 }
 
+/** What a claim says about hosts: those blocked here, and the host of the slot the lane holds. */
+function claimHints (blocked: ClaimHints, lease: Lease | null): ClaimHints {
+  return lease ? { ...blocked, want: lease.host } : blocked
+}
+
 async function giveBack (deps: LaneDeps, lease: Lease | null): Promise<null> {
   if (lease) await deps.hosts?.after(lease, lease.host, null)
   return null
@@ -90,7 +95,7 @@ async function fetchOne (claimed: Extract<StepReply, { kind: 'fetch' }>, job: La
     const page = await deps.fetch(url, job.options, signal, key)
     return { report: { index, result: toStoredResult(page) }, lease: null }
   }
-  const fetch = async (u: string, options: FetchOptions, s: AbortSignal) => await deps.fetch(u, { ...options, keepContent: job.options.keepContent }, s, key)
+  const fetch = async (u: string, options: LaneFetchOptions, s: AbortSignal) => await deps.fetch(u, options, s, key)
   const outcome = await fetchPolitely(url, claimed.parked, job, { hosts: deps.hosts, fetch, now: deps.now ?? Date.now }, lease, signal)
   const kept = outcome.lease ?? null
   if ('park' in outcome) return { report: { index, park: outcome.park }, lease: kept }

@@ -14,13 +14,30 @@ import type { ParkedUrl } from '../jobs/schemas.js'
 /** A page or a park, and the slot the lane keeps for its next URL on the same host, if any. */
 export type PoliteOutcome = ({ page: PageResult } | { park: ParkedUrl }) & { lease?: Lease | null }
 
+/** A URL's download settings as a lane fetches it: whether its body is kept, too. */
+export type LaneFetchOptions = FetchOptions & { keepContent: boolean }
+
 export interface PoliteDeps {
   hosts: Politeness
-  fetch(url: string, options: FetchOptions, signal: AbortSignal): Promise<PageResult>
+  fetch(url: string, options: LaneFetchOptions, signal: AbortSignal): Promise<PageResult>
   now(): number
 }
 
 const NOT_PARKED = { attempts: 0, spent: 0, pausedAt: null }
+
+// A job's fetch options for its URLs not parked before, made once per job options object
+// rather than once per URL.
+const firstTry = new WeakMap<LaneJob['options'], LaneFetchOptions>()
+
+/** Pause answers do not spend the retry budget: only what was spent before counts. */
+function fetchOptions (options: LaneJob['options'], prior: Pick<ParkedUrl, 'spent'>): LaneFetchOptions {
+  if (prior.spent === 0) {
+    let made = firstTry.get(options)
+    if (made === undefined) firstTry.set(options, (made = { ...options, hostPauses: true }))
+    return made
+  }
+  return { ...options, retries: Math.max(0, options.retries - prior.spent), hostPauses: true }
+}
 
 const unfetched = (attempts: number, code: 'ROBOTS_DISALLOWED', message: string): PageResult => ({
   ok: false, status: null, finalUrl: null, contentType: null, bytes: 0, sha256: null, error: { code, message }, attempts, durationMs: 0
@@ -41,19 +58,24 @@ export async function fetchPolitely (url: string, parked: ParkedUrl | null, job:
     await deps.hosts.after(lease, lease.host, null)
     lease = null
   }
-  const admission = await deps.hosts.admit(url, host, job, lease)
-  if (admission.kind === 'disallowed') return { page: unfetched(prior.attempts, 'ROBOTS_DISALLOWED', admission.message) }
-  if (admission.kind === 'wait') return { park: { ...prior, waitingFor: admission.waitingFor, host } }
-  // Pause answers do not spend the retry budget: only what was spent before counts.
-  const options = { ...job.options, retries: Math.max(0, job.options.retries - prior.spent), hostPauses: true }
   let page: PageResult | null = null
   let kept: Lease | null = null
-  try {
-    page = await deps.fetch(url, options, signal)
-  } finally {
-    if (admission.lease && page && !signal.aborted) kept = await deps.hosts.reuse(admission.lease, host, page, job)
-    else await deps.hosts.after(admission.lease, host, signal.aborted ? null : page)
+  if (lease === null && deps.hosts.unguarded(host, job)) {
+    // Nothing to ask of the host first; only a 429 or 503 has something to tell it.
+    page = await deps.fetch(url, fetchOptions(job.options, prior), signal)
+    if (!signal.aborted && (page.status === 429 || page.status === 503)) await deps.hosts.after(null, host, page)
+  } else {
+    const admission = await deps.hosts.admit(url, host, job, lease)
+    if (admission.kind === 'disallowed') return { page: unfetched(prior.attempts, 'ROBOTS_DISALLOWED', admission.message) }
+    if (admission.kind === 'wait') return { park: { ...prior, waitingFor: admission.waitingFor, host } }
+    try {
+      page = await deps.fetch(url, fetchOptions(job.options, prior), signal)
+    } finally {
+      if (admission.lease && page && !signal.aborted) kept = await deps.hosts.reuse(admission.lease, host, page, job)
+      else await deps.hosts.after(admission.lease, host, signal.aborted ? null : page)
+    }
   }
+  if (prior === NOT_PARKED && !page.pause) return { page, lease: kept }
   const attempts = prior.attempts + page.attempts
   if (!page.pause) return { page: { ...page, attempts }, lease: kept }
   const pausedAt = prior.pausedAt ?? deps.now()
