@@ -220,10 +220,17 @@ async function statusFailure (res: Dispatcher.ResponseData, p: Progress, signal:
   return result
 }
 
-function requestHeaders (extra: Record<string, string>): Record<string, string> {
-  const headers: Record<string, string> = {}
-  for (const [k, v] of Object.entries(extra)) headers[k.toLowerCase()] = v
-  headers['accept-encoding'] = ACCEPT_ENCODING
+// A job's request headers as sent, made once per headers object (a job's options) rather than
+// once per URL; undici and nextHop only read them.
+const sentHeaders = new WeakMap<Record<string, string>, Readonly<Record<string, string>>>()
+
+function requestHeaders (extra: Record<string, string>): Readonly<Record<string, string>> {
+  let headers = sentHeaders.get(extra)
+  if (headers !== undefined) return headers
+  const made: Record<string, string> = {}
+  for (const [k, v] of Object.entries(extra)) made[k.toLowerCase()] = v
+  made['accept-encoding'] = ACCEPT_ENCODING
+  sentHeaders.set(extra, (headers = made))
   return headers
 }
 

@@ -29,7 +29,7 @@ export function isHttpUrl (url: URL): boolean {
  * `headers` (lower-case names) is never changed: when the origin changes the hop gets a copy
  * without the origin-bound ones.
  */
-export function nextHop (from: URL, location: string, headers: Record<string, string>, followed: number, max: number): Hop {
+export function nextHop (from: URL, location: string, headers: Readonly<Record<string, string>>, followed: number, max: number): Hop {
   if (followed >= max) return { ok: false, code: 'TOO_MANY_REDIRECTS', message: `more than ${max} redirects` }
   let url: URL
   try {
