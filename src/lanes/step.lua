@@ -27,7 +27,8 @@
     ARGV[14] paused   those of ARGV[12] that wait for a pause or a spacing, separated by spaces
     ARGV[15..] more   further steps of the same job, 14 arguments each in the same order (other
                       lanes' steps sent together): each runs after the one before, exactly as
-                      if it were a call of its own
+                      if it were a call of its own, as far as replies, keys and events show;
+                      the meta hash is read once per call and its counters written once
 
   Output: one reply per step, in the order of the steps: {{code, index, url[, parked]}, ...}
     1   here is an index to fetch, its URL and, if it was parked, its parked-URL JSON
@@ -58,11 +59,48 @@
 local meta, urls, results, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local parked, parkq = KEYS[7], KEYS[8]
 
+-- What the steps of one call share (they are all of one job, and nothing else runs between
+-- them): the meta fields, read once and kept here as the steps change them, and the counter
+-- changes, written once by flushMeta at the end of the call, or before anything reads the hash
+-- whole (a state event). The replies, the keys and the events are those of one call per step.
+local m = nil -- state, total, expiresAt, succeeded, failed, next (numbers but the state)
+local delta = {succeeded = 0, failed = 0, bytes = 0, running = 0}
+local nextChanged, pendingDone = false, 0
+local function flushMeta ()
+  for _, field in ipairs({'succeeded', 'failed', 'bytes', 'running'}) do
+    if delta[field] ~= 0 then
+      redis.call('HINCRBY', meta, field, delta[field])
+      delta[field] = 0
+    end
+  end
+  if nextChanged then
+    redis.call('HSET', meta, 'next', m[6])
+    nextChanged = false
+  end
+  if pendingDone ~= 0 then
+    redis.call('DECRBY', KEYS[6], pendingDone)
+    pendingDone = 0
+  end
+end
+local function readMeta ()
+  local r = redis.call('HMGET', meta, 'state', 'total', 'expiresAt', 'succeeded', 'failed', 'next')
+  if not r[1] then return r end
+  return {r[1], tonumber(r[2]), tonumber(r[3]), tonumber(r[4]), tonumber(r[5]), tonumber(r[6])}
+end
+-- Whether the job has parked URLs (KEYS[7], KEYS[8]) is asked once per call; most jobs never
+-- park, and their steps then skip the parked entry's removal and the parked-index lookup.
+local mayHaveParked = nil
+local function anyParked ()
+  if mayHaveParked == nil then mayHaveParked = redis.call('EXISTS', parkq) == 1 or redis.call('EXISTS', parked) == 1 end
+  return mayHaveParked
+end
+
 -- Index n waits for `host`: its record (parked-URL JSON), and its place in parkq as
 -- '<host> <n as 10 digits>', the form the claims below read back.
 local function park (n, json, host)
   redis.call('HSET', parked, n, json)
   redis.call('ZADD', parkq, 0, host .. ' ' .. string.format('%010d', n))
+  mayHaveParked = true
 end
 
 -- Parking ahead: at most this many cursor indexes per step (then reply 4).
@@ -80,11 +118,11 @@ end
 local function step (A)
   local lane, idx = A[1], tonumber(A[2])
   local now, ttl = tonumber(A[6]), tonumber(A[7])
-  -- One read of the meta fields a step needs; counters change only below, in this script.
-  local m = redis.call('HMGET', meta, 'state', 'total', 'expiresAt', 'succeeded', 'failed', 'next')
+  -- The meta fields a step needs, read by the call's first step; counters change only in this script.
+  m = m or readMeta()
   local state = m[1]
   if not state then return {-3} end
-  local total = tonumber(m[2])
+  local total = m[2]
   -- The lane's hold and its `running` count change at most once per call, in settle(): a report
   -- followed by a claim overwrites the hold and leaves `running` as it was.
   local h, hRead, release, running, fresh = nil, false, false, 0, false
@@ -100,14 +138,15 @@ local function step (A)
     elseif release then
       redis.call('HDEL', held, lane)
     end
-    if running ~= 0 then redis.call('HINCRBY', meta, 'running', running) end
+    delta.running = delta.running + running
   end
   -- A live job never expires; its TTLs move forward when they have used up a tenth (60 s at most),
   -- or when this call created a key (results, held) that has none yet.
   local function done (n, reply)
     settle(n)
-    if fresh or tonumber(m[3]) - now < ttl - math.min(60000, ttl / 10) then
-      redis.call('HSET', meta, 'expiresAt', now + ttl)
+    if fresh or m[3] - now < ttl - math.min(60000, ttl / 10) then
+      m[3] = now + ttl
+      redis.call('HSET', meta, 'expiresAt', m[3])
       touch(ttl)
     end
     return reply
@@ -123,18 +162,24 @@ local function step (A)
   elseif idx >= 0 then
     if state == 'running' and redis.call('HEXISTS', results, idx) == 0 then
       redis.call('HSET', results, idx, A[3])
-      local count = redis.call('HINCRBY', meta, A[4], 1)
-      redis.call('HINCRBY', meta, 'bytes', A[5])
-      redis.call('DECR', KEYS[6])
-      redis.call('HDEL', parked, idx)
+      local field = A[4] == 'succeeded' and 'succeeded' or 'failed'
+      delta[field] = delta[field] + 1
+      delta.bytes = delta.bytes + tonumber(A[5])
+      pendingDone = pendingDone + 1
+      if field == 'succeeded' then m[4] = m[4] + 1 else m[5] = m[5] + 1 end
+      if anyParked() then redis.call('HDEL', parked, idx) end
       resultEvent(idx, A[3])
       running = -1
-      count = count + tonumber(A[4] == 'succeeded' and m[5] or m[4])
+      local count = m[4] + m[5]
       -- The first result creates the results hash.
       if count == 1 then fresh = true end
       if count >= total then
-        redis.call('HSET', meta, 'state', 'completed', 'finishedAt', now, 'expiresAt', now + ttl, 'running', 0)
+        -- The counters first: the state event carries the whole hash.
+        flushMeta()
+        m[1], m[3] = 'completed', now + ttl
+        redis.call('HSET', meta, 'state', 'completed', 'finishedAt', now, 'expiresAt', m[3], 'running', 0)
         redis.call('DEL', held, parked, parkq)
+        mayHaveParked = false
         stateEvent()
         touch(ttl)
         redis.call('PUBLISH', A[8], redis.call('HGET', meta, 'id'))
@@ -144,8 +189,9 @@ local function step (A)
     if holding() == A[2] then release, h = true, nil end
   end
   if state == 'queued' then
+    flushMeta()
     redis.call('HSET', meta, 'state', 'running', 'startedAt', now)
-    state = 'running'
+    state, m[1] = 'running', 'running'
     stateEvent()
   end
   if state ~= 'running' then
@@ -166,13 +212,14 @@ local function step (A)
   -- A parked index first: of the wanted host, else of the first host not skipped. Each jump
   -- passes one skipped host, so this is at most (skipped hosts + 1) lookups.
   local pick
-  if A[13] ~= '' then
+  local none = not anyParked()
+  if A[13] ~= '' and not none then
     pick = redis.call('ZRANGEBYLEX', parkq, '(' .. A[13] .. ' ', '(' .. A[13] .. '!', 'LIMIT', 0, 1)[1]
   end
   local skip = {}
   for host in string.gmatch(A[12], '%S+') do skip[host] = true end
   local skipped = {}
-  if not pick then
+  if not pick and not none then
     local from = '-'
     while true do
       local p = redis.call('ZRANGEBYLEX', parkq, from, '+', 'LIMIT', 0, 1)[1]
@@ -192,23 +239,24 @@ local function step (A)
     return done(n, take(n, true))
   end
 
-  if tonumber(m[6]) >= total then
+  if m[6] >= total then
     if #skipped > 0 then return done(nil, {3, unpack(skipped)}) end
     return done(nil, {0})
   end
   if A[12] == '' then
-    local n = redis.call('HINCRBY', meta, 'next', 1) - 1
+    local n = m[6]
+    m[6], nextChanged = n + 1, true
     return done(n, take(n, false))
   end
 
   local paused = {}
   for host in string.gmatch(A[14], '%S+') do paused[host] = true end
-  local n, ahead = tonumber(m[6]), 0
+  local n, ahead = m[6], 0
   while n < total do
     local url = redis.call('LINDEX', urls, n)
     local host = hostOf(url)
     if not (host and skip[host]) then
-      redis.call('HSET', meta, 'next', n + 1)
+      m[6], nextChanged = n + 1, true
       return done(n, {1, n, url})
     end
     local info = {waitingFor = paused[host] and 'pause' or 'host', host = host, attempts = 0, spent = 0, pausedAt = cjson.null}
@@ -216,7 +264,7 @@ local function step (A)
     n, ahead = n + 1, ahead + 1
     if ahead >= AHEAD then break end
   end
-  redis.call('HSET', meta, 'next', n)
+  m[6], nextChanged = n, true
   redis.call('PEXPIRE', parked, ttl)
   redis.call('PEXPIRE', parkq, ttl)
   return done(nil, {4})
@@ -226,4 +274,5 @@ local replies = {}
 for base = 0, #ARGV - 1, 14 do
   replies[#replies + 1] = step({unpack(ARGV, base + 1, base + 14)})
 end
+flushMeta()
 return replies
