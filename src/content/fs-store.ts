@@ -21,7 +21,7 @@ export interface FsContentStoreOptions {
 }
 
 /** Bodies up to this size are gathered in memory and written whole by SmallFileWriter (fs-writer.ts: in place, or by its thread while they come quickly). */
-const SMALL_BODY_BYTES = 64 * 1024
+const SMALL_BODY_BYTES = 256 * 1024
 
 /** The prefix of temporary files; no key maps to a name that starts with it. */
 const TMP = '.tmp-'

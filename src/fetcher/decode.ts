@@ -35,9 +35,12 @@ export type BodySink = (chunks: AsyncIterable<Buffer> | readonly Buffer[], meta:
  * A plain body that declares at most this many bytes is read whole before it goes to the sink,
  * as one buffer: for a small page the async iterables of a stream cost more CPU than the rest
  * of its body's way to the store (bench/fetch-micro.ts). The content store holds bodies this
- * small in memory anyway (the fs store's SMALL_BODY_BYTES).
+ * small in memory anyway (the fs store's SMALL_BODY_BYTES). 256 KiB covers most HTML pages: the
+ * seed's 150 KB pages written whole took 41 against 45 ms, and their last result was seen 5
+ * against 9 ms after the last answer, where 64 KiB streamed them (docs/bench-results.md). What
+ * it holds at once is bounded by the lanes: 50 lanes x 256 KiB = 12.5 MiB at the most.
  */
-export const WHOLE_BODY_BYTES = 64 * 1024
+export const WHOLE_BODY_BYTES = 256 * 1024
 
 /** The body read whole, or why reading stopped; aborts and transport faults are thrown instead. */
 export type BodyOutcome =
