@@ -91,7 +91,7 @@ end
 -- park, and their steps then skip the parked entry's removal and the parked-index lookup.
 local mayHaveParked = nil
 local function anyParked ()
-  if mayHaveParked == nil then mayHaveParked = redis.call('EXISTS', parkq) == 1 or redis.call('EXISTS', parked) == 1 end
+  if mayHaveParked == nil then mayHaveParked = redis.call('EXISTS', parkq, parked) > 0 end
   return mayHaveParked
 end
 
