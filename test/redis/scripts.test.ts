@@ -58,7 +58,18 @@ async function setup (t: Test, n: number) {
   }
   const resultEvents = async () => (await redis.xrange(keys.events, '-', '+')).filter(([, f]) => f[1] === 'result').map(([, f]) => Number(f[3]))
   const pendingCount = async () => Number(await redis.get(pending))
-  return { redis, store, prefix, id, keys, step, stepArgs, finish, meta, resultEvents, pendingCount }
+  // The counters each state event carries (the whole meta hash, time stamps left out).
+  const COUNTERS = ['state', 'total', 'next', 'running', 'succeeded', 'failed', 'bytes']
+  const stateEvents = async () => (await redis.xrange(keys.events, '-', '+')).filter(([, f]) => f[1] === 'state').map(([, f]) => {
+    const flat = JSON.parse(f[3] as string) as string[]
+    const fields = Object.fromEntries(Array.from({ length: flat.length / 2 }, (_, i) => [flat[2 * i], flat[2 * i + 1]]))
+    return Object.fromEntries(COUNTERS.map((k) => [k, fields[k]]))
+  })
+  const counters = async () => {
+    const m = await redis.hgetall(keys.meta)
+    return Object.fromEntries(COUNTERS.map((k) => [k, m[k]]))
+  }
+  return { redis, store, prefix, id, keys, step, stepArgs, finish, meta, resultEvents, stateEvents, counters, pendingCount }
 }
 
 t.test('every script header names KEYS and ARGV as the loader table does', async (t) => {
@@ -107,7 +118,9 @@ t.test('step: a lane run again after its worker died takes over the index it hel
 t.test('step: several steps of a job in one call run as if each were a call of its own', async (t) => {
   const seq: Array<[number, number, StoredResult | null, boolean]> = [
     [0, -1, null, true], [1, -1, null, true], [0, -1, null, true], [0, 0, ok(), true], [0, 0, ok(201), false],
-    [1, 1, { ...ok(500), state: 'failed' }, true], [2, -1, null, true], [0, 2, ok(), true], [2, 3, ok(), true]
+    [1, 1, { ...ok(500), state: 'failed' }, true], [2, -1, null, true], [0, 2, ok(), true], [2, 3, ok(), true],
+    // After the job completed: a late report and a claim, both told the job is over.
+    [1, 1, ok(), true], [3, -1, null, true]
   ]
   const one = await setup(t, 4)
   const apart = []
@@ -118,8 +131,13 @@ t.test('step: several steps of a job in one call run as if each were a call of i
   const [[err, together]] = await pipeline.exec() as Array<[Error | null, unknown]> as [[Error | null, unknown]]
   t.equal(err, null)
   t.same(together, apart, 'the same replies, in order')
-  t.same(apart.at(-1), [2], 'the last one completed the job')
+  t.same(apart.slice(-3), [[2], [-1], [-1]], 'the ninth completed the job, the two after it were told it is over')
   t.same(await all.meta(), await one.meta())
+  t.same(await all.counters(), await one.counters(), 'the same counters, bytes and cursor')
+  t.same(await all.stateEvents(), await one.stateEvents(), 'the same state events, each with the counters of its moment')
+  const events = await all.stateEvents()
+  t.same(events.map((e) => e.state), ['queued', 'running', 'completed'])
+  t.same(events.at(-1), { ...await all.counters(), succeeded: '3', failed: '1', running: '0' }, 'the completed event carries the final counters')
   t.same(await all.resultEvents(), await one.resultEvents(), 'the same result events, each once')
   t.same(await all.redis.hgetall(all.keys.results), await one.redis.hgetall(one.keys.results))
   t.equal(await all.pendingCount(), await one.pendingCount())
