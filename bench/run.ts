@@ -136,7 +136,9 @@ const USAGE = `usage: npm run bench -- [options]
   --ab=<git-ref>         A/B: this checkout (uncommitted changes included) and a second one of
                          <git-ref> (git worktree add, node_modules linked, removed at the end),
                          side by side, runs rotating between them and bare; --ab=HEAD alone
-                         measures the working tree's changes
+                         measures the working tree's changes. Each workload then also prints
+                         the two sides' ratio round by round ("paired"), the figure least moved
+                         by the machine's drift
   --skip-curl            leave out the curl --parallel reference
   --dist                 the trawl children run the build (node dist/main.js, what npm start and
                          the image run), built first with npm run build on each side; without
@@ -614,6 +616,7 @@ async function runFetch (w: Workload, contenders: Contender[], target: Target, r
       }
       log(`  ${w.id} ${round + 1}/${w.runs}: ${parts.join('; ')}; ${contenders.map((c) => `${c.name}/bare ${ratio(roundRatios.get(c.name)?.at(-1) ?? NaN)}`).join(', ')}`)
     }
+    if (contenders.length === 2) logPaired(w.id, contenders[0]?.name ?? '', contenders[1]?.name ?? '', roundRatios)
     finishSide(w, bare, bare, [], curl)
     if (curl !== null) finishSide(w, curl, bare, [], curl)
     for (const c of contenders) finishSide(w, sides.get(c.name) as SideResult, bare, roundRatios.get(c.name) ?? [], curl)
@@ -778,6 +781,20 @@ function finishSide (w: Workload, side: SideResult, bare: SideResult | null, rou
 function setGoal (w: Workload, side: SideResult, bare: SideResult, sides: ReadonlyMap<string, SideResult>): void {
   if (w.goal === undefined || side.name === 'bare' || side.name === w.baseline?.name) return
   side.goal = { text: w.goal.text, ...w.goal.check(side, bare, sides) }
+}
+
+/**
+ * An A/B's two sides, round by round: each round's time of the first over the second, both
+ * taken over that round's bare loop. The machine's speed drifts between rounds, far less within
+ * one, so this is the figure to judge a change by.
+ */
+function logPaired (id: string, a: string, b: string, roundRatios: ReadonlyMap<string, number[]>): void {
+  const ra = roundRatios.get(a) ?? []
+  const rb = roundRatios.get(b) ?? []
+  const paired = ra.map((x, i) => x / (rb[i] ?? NaN)).filter(Number.isFinite)
+  if (paired.length === 0) return
+  const faster = paired.filter((x) => x < 1).length
+  log(`  ${id} paired: ${a}/${b} per round ${paired.map(ratio).join(', ')}; median ${ratio(median(paired))}; ${a} faster in ${faster} of ${paired.length} rounds`)
 }
 
 function goalText (s: SideResult): string {
