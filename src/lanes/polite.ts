@@ -75,9 +75,9 @@ export async function fetchPolitely (url: string, parked: ParkedUrl | null, job:
       else await deps.hosts.after(admission.lease, host, signal.aborted ? null : page)
     }
   }
-  if (prior === NOT_PARKED && !page.pause) return { page, lease: kept }
   const attempts = prior.attempts + page.attempts
-  if (!page.pause) return { page: { ...page, attempts }, lease: kept }
+  // A URL with no attempts before this one (the usual case) keeps its page as fetched.
+  if (!page.pause) return { page: prior.attempts === 0 ? page : { ...page, attempts }, lease: kept }
   const pausedAt = prior.pausedAt ?? deps.now()
   if (deps.now() - pausedAt >= PAUSED_URL_MAX_MS) {
     const message = `the host kept answering ${page.status ?? 429} for ${Math.round((deps.now() - pausedAt) / 60_000)} min`
