@@ -1,7 +1,7 @@
 import { ZipArchive } from 'archiver'
 import type { Archiver } from 'archiver'
 import type { Readable } from 'node:stream'
-import { verifyingStream } from './digest.js'
+import { verifyingStream, verifyWhole } from './digest.js'
 import { bodyFileName } from './names.js'
 import { ndjsonStream } from './ndjson.js'
 import type { ContentStore } from './store.js'
@@ -72,13 +72,20 @@ async function fill<T extends ArchiveItem> (zip: Archiver, src: ArchiveSource<T>
     if (zip.destroyed) return
     const stored = await src.store.get({ jobId: src.jobId, index: item.index })
     if (stored === null) continue // purged or expired since the item was read
+    const name = bodyFileName(item.index, src.total, item.url, item.contentType ?? null)
+    if (stored.whole !== undefined) {
+      if (verify) verifyWhole(stored.whole, { sha256: item.sha256, bytes: item.bytes ?? stored.size })
+      await appendWhole(zip, stored.whole, name, () => {})
+      included.add(item.index)
+      continue
+    }
     let body: Readable = stored.body
     if (verify) {
       const check = verifyingStream({ sha256: item.sha256, bytes: item.bytes ?? stored.size })
       body.on('error', (err) => check.destroy(err))
       body = body.pipe(check)
     }
-    await appendWhole(zip, body, bodyFileName(item.index, src.total, item.url, item.contentType ?? null), () => stored.body.destroy())
+    await appendWhole(zip, body, name, () => stored.body.destroy())
     included.add(item.index)
   }
   if (zip.destroyed) return
@@ -95,13 +102,13 @@ async function * withEntries<T extends ArchiveItem> (src: ArchiveSource<T>, incl
 }
 
 /** Appends one entry and resolves once archiver has taken it whole, or rejects if the archive fails or closes. */
-async function appendWhole (zip: Archiver, body: Readable, name: string, release: () => void): Promise<void> {
+async function appendWhole (zip: Archiver, body: Readable | Buffer, name: string, release: () => void): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const cleanup = (): void => {
       zip.off('entry', onEntry)
       zip.off('error', onError)
       zip.off('close', onClose)
-      body.off('error', onError)
+      if (!Buffer.isBuffer(body)) body.off('error', onError)
     }
     const onEntry = (entry: { name: string }): void => {
       if (entry.name !== name) return
@@ -117,7 +124,7 @@ async function appendWhole (zip: Archiver, body: Readable, name: string, release
     zip.on('entry', onEntry)
     zip.on('error', onError)
     zip.on('close', onClose)
-    body.on('error', onError)
+    if (!Buffer.isBuffer(body)) body.on('error', onError)
     zip.append(body, { name })
   })
 }

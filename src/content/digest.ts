@@ -82,6 +82,13 @@ export function verifyingStream (expected: { sha256: string, bytes?: number }): 
   })
 }
 
+/** Throws ContentIntegrityError unless `whole` matches `expected` (a body read in one go). */
+export function verifyWhole (whole: Buffer, expected: { sha256: string, bytes?: number }): void {
+  const actual = { bytes: whole.byteLength, sha256: createHash('sha256').update(whole).digest('hex') }
+  const want = { bytes: expected.bytes ?? actual.bytes, sha256: expected.sha256.toLowerCase() }
+  if (actual.bytes !== want.bytes || actual.sha256 !== want.sha256) throw new ContentIntegrityError(want, actual)
+}
+
 /** Reads `body` whole (without keeping it) and tells whether it matches `expected`. */
 export async function checkBody (body: AsyncIterable<Uint8Array>, expected: { sha256: string, bytes?: number }): Promise<{ ok: boolean, actual: Digest }> {
   const hash = createHash('sha256')

@@ -3,6 +3,7 @@ import { mkdir, open, rename, rm, unlink } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { addAbortListener } from 'node:events'
 import { resolve, sep } from 'node:path'
+import { Readable } from 'node:stream'
 import { SmallFileWriter } from './fs-writer.js'
 import { checkJobId, checkKey, ContentStoreError } from './store.js'
 import type { ContentBody, ContentKey, ContentMeta, ContentStore, PutOptions, PutResult, StoredBody } from './store.js'
@@ -148,12 +149,23 @@ class FsContentStore implements ContentStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
       throw new ContentStoreError('fs', `get ${key.jobId}/${key.index}`, err)
     }
+    let streaming = false
     try {
       const { size } = await fh.stat()
-      return { body: fh.createReadStream(), size }
+      if (size > SMALL_BODY_BYTES) {
+        const body = fh.createReadStream()
+        streaming = true
+        return { body, size }
+      }
+      // A small body is read whole in one call and the file closed at once: a read stream's
+      // two reads, its close and its chunk events cost the API more than serving the bytes
+      // (docs/bench-results.md, content reads).
+      const whole = await readWhole(fh, size)
+      return { body: Readable.from([whole], { objectMode: false }), size, whole }
     } catch (err) {
-      await fh.close()
       throw new ContentStoreError('fs', `get ${key.jobId}/${key.index}`, err)
+    } finally {
+      if (!streaming) await fh.close().catch(() => {})
     }
   }
 
@@ -170,6 +182,22 @@ class FsContentStore implements ContentStore {
   async close (): Promise<void> {
     await this.#writer.close()
   }
+}
+
+/**
+ * The first `size` bytes of an open file, in as few reads as it takes (one, unless the
+ * kernel returns less). A body is renamed into place only once complete and the open file is
+ * that body's, so it cannot shrink; a short file is an error, not a short body.
+ */
+async function readWhole (fh: FileHandle, size: number): Promise<Buffer> {
+  const whole = Buffer.allocUnsafe(size)
+  let at = 0
+  while (at < size) {
+    const { bytesRead } = await fh.read(whole, at, size - at, at)
+    if (bytesRead === 0) throw new Error(`the file ended after ${at} of its ${size} bytes`)
+    at += bytesRead
+  }
+  return whole
 }
 
 /** An array body's chunks as one Buffer (no copy for one chunk). */

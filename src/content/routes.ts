@@ -59,7 +59,7 @@ export const contentRoutes: FastifyPluginAsyncZod<ContentRoutesDeps> = async fun
       reply.header('content-length', stored.size)
       reply.header('x-content-type-options', 'nosniff')
       reply.header('content-security-policy', SANDBOX)
-      return sendOrHead(request, reply, stored.body)
+      return sendOrHead(request, reply, stored.whole ?? stored.body)
     }
   })
 
@@ -114,9 +114,9 @@ export async function * resultItems (store: Pick<JobStore, 'readRecord'>, id: st
 }
 
 /** The stream for GET; headers only for HEAD (the stream is not opened, or closed at once). */
-function sendOrHead (request: FastifyRequest, reply: FastifyReply, body: Readable | (() => Readable)): FastifyReply {
+function sendOrHead (request: FastifyRequest, reply: FastifyReply, body: Readable | Buffer | (() => Readable)): FastifyReply {
   if (request.method === 'HEAD') {
-    if (typeof body !== 'function') body.destroy()
+    if (body instanceof Readable) body.destroy()
     return reply.send()
   }
   return reply.send(typeof body === 'function' ? body() : body)

@@ -93,6 +93,12 @@ export interface StoredBody {
   body: Readable
   /** Bytes of the stored body. */
   size: number
+  /**
+   * The same bytes as `body`, when the store read them in one go (fs: bodies up to 256 KiB),
+   * so that a caller can send them as one buffer instead of through the stream. `body` then
+   * holds nothing open and needs no destroy.
+   */
+  whole?: Buffer
 }
 
 /**
