@@ -23,7 +23,7 @@ export const headerOf = (res: Answer, name: string) => {
 const mediaTypeOf = (res: Answer) => (headerOf(res, 'content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
 const isJson = (mediaType: string) => mediaType === 'application/json' || mediaType.endsWith('+json')
 
-// The headers @fastify/helmet puts on every answer (openapi.yaml, info.description).
+// The headers helmet (http/protection.ts) puts on every answer (openapi.yaml, info.description).
 const SECURITY_HEADERS: Array<[string, RegExp]> = [
   ['strict-transport-security', /^max-age=31536000; includeSubDomains$/],
   ['x-content-type-options', /^nosniff$/],
