@@ -696,19 +696,20 @@ async function runPost (w: Workload, contenders: Contender[], target: Target, re
  * takes the place of `bare` in the figures, so side/bare is trawl/aria2c.
  */
 async function runGetO (w: Workload, contenders: Contender[], target: Target, redis: Redis): Promise<WorkloadResult> {
-  const c = contenders[0] as Contender
+  // Every trawl side (this checkout and, with --ab, the other) against aria2c; a baseline
+  // contender (a setting's A/B) counts as a trawl side too.
   const logBefore = contenders.map((x) => x.proc.warnings().count)
   const urls = Array.from({ length: w.count }, (_, i) => target.url(w.size, w.latencyMs, i))
   const lists = await writeLists(urls, 'text/html')
-  const trawl = emptySide(c.name)
+  const sides = contenders.map((c) => ({ c, side: emptySide(c.name), ratios: [] as number[] }))
   const aria2 = emptySide('bare')
   const parallel = w.parallel ?? 16
-  const goTrawl = async (): Promise<number> => {
-    const r = await trawlGet(c.proc.origin, lists.trawl, await lists.freshDir('trawl'), w.concurrency, parallel)
+  const goTrawl = async (c: Contender, side: SideResult): Promise<number> => {
+    const r = await trawlGet(c.proc.origin, lists.trawl, await lists.freshDir(c.name), w.concurrency, parallel)
     if (r.jobId !== null) await dropJob(redis, c.proc, r.jobId)
     if (r.exitCode !== 0 || r.files !== w.count) {
-      trawl.failures++
-      log(`  ! trawl get: exit ${r.exitCode}, ${r.files} of ${w.count} files`)
+      side.failures++
+      log(`  ! ${c.name} get: exit ${r.exitCode}, ${r.files} of ${w.count} files`)
     }
     return r.ms
   }
@@ -722,25 +723,34 @@ async function runGetO (w: Workload, contenders: Contender[], target: Target, re
   }
   try {
     // Warm-up, not measured: JIT, connections and Redis scripts on trawl's side; the disk on both.
-    await goTrawl()
+    for (const { c, side } of sides) await goTrawl(c, side)
     await goAria2()
-    const roundRatios: number[] = []
+    const roundRatios = new Map<string, number[]>()
     for (let round = 0; round < w.runs; round++) {
-      const first = round % 2 === 0 ? 'trawl' : 'aria2c'
-      const a = first === 'trawl' ? await goTrawl() : await goAria2()
-      const b = first === 'trawl' ? await goAria2() : await goTrawl()
-      const [tMs, aMs] = first === 'trawl' ? [a, b] : [b, a]
-      trawl.ms.push(tMs)
+      // The order rotates, aria2c included, so that no side always runs first.
+      const order: Array<number | 'aria2c'> = [...sides.map((_, i) => i), 'aria2c' as const]
+      const turn = round % order.length
+      const rotated = [...order.slice(turn), ...order.slice(0, turn)]
+      const took = new Map<number | 'aria2c', number>()
+      for (const who of rotated) took.set(who, who === 'aria2c' ? await goAria2() : await goTrawl((sides[who] as typeof sides[number]).c, (sides[who] as typeof sides[number]).side))
+      const aMs = took.get('aria2c') as number
       aria2.ms.push(aMs)
-      roundRatios.push(tMs / aMs)
-      log(`  ${w.id} ${round + 1}/${w.runs}: trawl get -o ${ms(tMs)}, aria2c ${ms(aMs)} (${first} first); trawl/aria2c ${ratio(tMs / aMs)}`)
+      const parts = sides.map(({ c, side, ratios }, i) => {
+        const tMs = took.get(i) as number
+        side.ms.push(tMs)
+        ratios.push(tMs / aMs)
+        roundRatios.set(c.name, ratios)
+        return `${c.name} get -o ${ms(tMs)} (${ratio(tMs / aMs)})`
+      })
+      log(`  ${w.id} ${round + 1}/${w.runs}: ${parts.join(', ')}, aria2c ${ms(aMs)}; ${rotated[0] === 'aria2c' ? 'aria2c' : (sides[rotated[0] as number] as typeof sides[number]).c.name} first`)
     }
     finishSide(w, aria2, aria2, [])
-    finishSide(w, trawl, aria2, roundRatios)
+    for (const { side, ratios } of sides) finishSide(w, side, aria2, ratios)
+    for (const { c } of sides.slice(1)) logPaired(w.id, sides[0]?.c.name ?? 'trawl', c.name, roundRatios)
   } finally {
     await lists.remove()
   }
-  return { id: w.id, title: w.title, count: w.count, concurrency: w.concurrency, idleRss: c.idleRss, logLines: logLines(contenders, logBefore), sides: [trawl, aria2] }
+  return { id: w.id, title: w.title, count: w.count, concurrency: w.concurrency, idleRss: contenders[0]?.idleRss ?? 0, logLines: logLines(contenders, logBefore), sides: [...sides.map((x) => x.side), aria2] }
 }
 
 function recordPhases (side: SideResult, wall0: number, took: number, st: TargetStats): void {

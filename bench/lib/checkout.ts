@@ -21,15 +21,23 @@ export interface Checkout {
 /**
  * `git worktree add --detach` of `ref` in a temporary directory, with this checkout's
  * node_modules linked in, so both sides run the same dependencies and only the code differs.
+ * Where the commits' package-lock.json differ (a dependency added or removed between them),
+ * the checkout gets its own `npm ci` instead: the other side could not start on ours.
  */
 export async function checkout (ref: string): Promise<Checkout> {
   const commit = (await git(['rev-parse', '--verify', '--end-of-options', `${ref}^{commit}`])).trim()
   const dir = join(await mkdtemp(join(tmpdir(), 'trawl-bench-ab-')), 'trawl')
   await git(['worktree', 'add', '--detach', dir, commit])
-  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+  const sameLock = (await git(['diff', '--quiet', commit, '--', 'package-lock.json']).then(() => true, () => false))
+  if (sameLock) {
+    await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+  } else {
+    process.stdout.write(`${ref}'s package-lock.json differs from this checkout's: npm ci in its checkout\n`)
+    await run('npm', ['ci', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: dir, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 })
+  }
   let removed: Promise<void> | undefined
   const remove = () => (removed ??= (async () => {
-    // --force: the node_modules link is untracked; git unlinks it without following it.
+    // --force: node_modules (a link, or the checkout's own) is untracked; git unlinks a link without following it.
     await git(['worktree', 'remove', '--force', dir])
     await rmdir(dirname(dir))
   })())
