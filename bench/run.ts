@@ -725,24 +725,22 @@ async function runGetO (w: Workload, contenders: Contender[], target: Target, re
     // Warm-up, not measured: JIT, connections and Redis scripts on trawl's side; the disk on both.
     for (const { c, side } of sides) await goTrawl(c, side)
     await goAria2()
-    const roundRatios = new Map<string, number[]>()
+    const roundRatios = new Map(sides.map(({ c, ratios }) => [c.name, ratios]))
+    // aria2c is the last of the runners; the order rotates so that none always runs first.
+    const runners = [...sides.map(({ c, side }) => ({ name: c.name, go: async () => await goTrawl(c, side) })), { name: 'aria2c', go: goAria2 }]
     for (let round = 0; round < w.runs; round++) {
-      // The order rotates, aria2c included, so that no side always runs first.
-      const order: Array<number | 'aria2c'> = [...sides.map((_, i) => i), 'aria2c' as const]
-      const turn = round % order.length
-      const rotated = [...order.slice(turn), ...order.slice(0, turn)]
-      const took = new Map<number | 'aria2c', number>()
-      for (const who of rotated) took.set(who, who === 'aria2c' ? await goAria2() : await goTrawl((sides[who] as typeof sides[number]).c, (sides[who] as typeof sides[number]).side))
-      const aMs = took.get('aria2c') as number
+      const turn = round % runners.length
+      const took: number[] = new Array<number>(runners.length)
+      for (const i of [...runners.keys()].map((k) => (k + turn) % runners.length)) took[i] = await (runners[i] as typeof runners[number]).go()
+      const aMs = took[sides.length] as number
       aria2.ms.push(aMs)
       const parts = sides.map(({ c, side, ratios }, i) => {
-        const tMs = took.get(i) as number
+        const tMs = took[i] as number
         side.ms.push(tMs)
         ratios.push(tMs / aMs)
-        roundRatios.set(c.name, ratios)
         return `${c.name} get -o ${ms(tMs)} (${ratio(tMs / aMs)})`
       })
-      log(`  ${w.id} ${round + 1}/${w.runs}: ${parts.join(', ')}, aria2c ${ms(aMs)}; ${rotated[0] === 'aria2c' ? 'aria2c' : (sides[rotated[0] as number] as typeof sides[number]).c.name} first`)
+      log(`  ${w.id} ${round + 1}/${w.runs}: ${parts.join(', ')}, aria2c ${ms(aMs)}; ${runners[turn]?.name ?? ''} first`)
     }
     finishSide(w, aria2, aria2, [])
     for (const { side, ratios } of sides) finishSide(w, side, aria2, ratios)
