@@ -72,20 +72,20 @@ async function fill<T extends ArchiveItem> (zip: Archiver, src: ArchiveSource<T>
     if (zip.destroyed) return
     const stored = await src.store.get({ jobId: src.jobId, index: item.index })
     if (stored === null) continue // purged or expired since the item was read
-    const name = bodyFileName(item.index, src.total, item.url, item.contentType ?? null)
+    const expected = { sha256: item.sha256, bytes: item.bytes ?? stored.size }
+    // A body the store read whole goes in as that buffer, checked at once; else as its stream.
+    let body: Readable | Buffer
     if (stored.whole !== undefined) {
-      if (verify) verifyWhole(stored.whole, { sha256: item.sha256, bytes: item.bytes ?? stored.size })
-      await appendWhole(zip, stored.whole, name, () => {})
-      included.add(item.index)
-      continue
+      if (verify) verifyWhole(stored.whole, expected)
+      body = stored.whole
+    } else if (verify) {
+      const check = verifyingStream(expected)
+      stored.body.on('error', (err) => check.destroy(err))
+      body = stored.body.pipe(check)
+    } else {
+      body = stored.body
     }
-    let body: Readable = stored.body
-    if (verify) {
-      const check = verifyingStream({ sha256: item.sha256, bytes: item.bytes ?? stored.size })
-      body.on('error', (err) => check.destroy(err))
-      body = body.pipe(check)
-    }
-    await appendWhole(zip, body, name, () => stored.body.destroy())
+    await appendWhole(zip, body, bodyFileName(item.index, src.total, item.url, item.contentType ?? null), () => stored.body.destroy())
     included.add(item.index)
   }
   if (zip.destroyed) return

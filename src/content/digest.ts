@@ -75,18 +75,15 @@ export function verifyingStream (expected: { sha256: string, bytes?: number }): 
       cb(null, chunk)
     },
     flush (cb: TransformCallback) {
-      const actual = { bytes, sha256: hash.digest('hex') }
-      const want = { bytes: expected.bytes ?? bytes, sha256: expected.sha256.toLowerCase() }
-      cb(actual.bytes === want.bytes && actual.sha256 === want.sha256 ? null : new ContentIntegrityError(want, actual))
+      cb(mismatch({ bytes, sha256: hash.digest('hex') }, expected))
     }
   })
 }
 
 /** Throws ContentIntegrityError unless `whole` matches `expected` (a body read in one go). */
 export function verifyWhole (whole: Buffer, expected: { sha256: string, bytes?: number }): void {
-  const actual = { bytes: whole.byteLength, sha256: createHash('sha256').update(whole).digest('hex') }
-  const want = { bytes: expected.bytes ?? actual.bytes, sha256: expected.sha256.toLowerCase() }
-  if (actual.bytes !== want.bytes || actual.sha256 !== want.sha256) throw new ContentIntegrityError(want, actual)
+  const error = mismatch({ bytes: whole.byteLength, sha256: createHash('sha256').update(whole).digest('hex') }, expected)
+  if (error !== null) throw error
 }
 
 /** Reads `body` whole (without keeping it) and tells whether it matches `expected`. */
@@ -98,6 +95,11 @@ export async function checkBody (body: AsyncIterable<Uint8Array>, expected: { sh
     bytes += chunk.byteLength
   }
   const actual = { bytes, sha256: hash.digest('hex') }
-  const ok = actual.sha256 === expected.sha256.toLowerCase() && (expected.bytes === undefined || expected.bytes === bytes)
-  return { ok, actual }
+  return { ok: mismatch(actual, expected) === null, actual }
+}
+
+/** The error for a body whose digest is not the one expected (`expected.bytes` may be left out), or null. */
+function mismatch (actual: Digest, expected: { sha256: string, bytes?: number }): ContentIntegrityError | null {
+  const want = { bytes: expected.bytes ?? actual.bytes, sha256: expected.sha256.toLowerCase() }
+  return actual.bytes === want.bytes && actual.sha256 === want.sha256 ? null : new ContentIntegrityError(want, actual)
 }
