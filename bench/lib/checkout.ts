@@ -28,7 +28,7 @@ export async function checkout (ref: string): Promise<Checkout> {
   const commit = (await git(['rev-parse', '--verify', '--end-of-options', `${ref}^{commit}`])).trim()
   const dir = join(await mkdtemp(join(tmpdir(), 'trawl-bench-ab-')), 'trawl')
   await git(['worktree', 'add', '--detach', dir, commit])
-  const sameLock = (await git(['diff', '--quiet', commit, '--', 'package-lock.json']).then(() => true, () => false))
+  const sameLock = await git(['diff', '--quiet', commit, '--', 'package-lock.json']).then(() => true, () => false)
   if (sameLock) {
     await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
   } else {
