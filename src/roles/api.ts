@@ -15,8 +15,9 @@ import { closeRedis, createRedis, untilReady } from '../redis/connections.js'
 import { redisMemory } from '../redis/memory.js'
 
 /**
- * The API role: Fastify, a fail-fast producer connection, the queues, the finish watcher and the
- * event hub. close() releases everything it opened, in order.
+ * The API role: Fastify, a fail-fast producer connection, the queues (on a producer connection
+ * of their own), the finish watcher and the event hub. close() releases everything it opened,
+ * in order.
  */
 
 export interface ApiOptions {
@@ -44,7 +45,12 @@ export async function startApi (config: Config, logger: Logger, opts: ApiOptions
   const redis = createRedis(config, 'producer', 'api')
   const subscriber = createRedis(config, 'subscriber', 'api-sub')
   const reader = createRedis(config, 'subscriber', 'api-events')
-  const queues = createQueues(redis, config.REDIS_PREFIX)
+  // BullMQ's queues define ~60 scripts on their connection, and ioredis copies every script of a
+  // connection into each pipeline and transaction made on it: ~40 µs per multi() where the
+  // store's own 9 scripts cost ~5 (docs/bench-results.md). Every content read and job read is
+  // a multi(), so the store keeps a connection without BullMQ's.
+  const queueRedis = createRedis(config, 'producer', 'api-queues')
+  const queues = createQueues(queueRedis, config.REDIS_PREFIX)
   queues.fetch.on('error', (err) => logger.warn({ err }, 'queue error'))
   queues.callback.on('error', (err) => logger.warn({ err }, 'queue error'))
   queues.flow.on('error', (err) => logger.warn({ err }, 'flow producer error'))
@@ -55,7 +61,8 @@ export async function startApi (config: Config, logger: Logger, opts: ApiOptions
   metrics.observeQueue(CALLBACK_QUEUE, () => queues.callback.getJobCounts())
   // The same cached reading as the near-full rule's (redis/memory.ts): one INFO a second at most.
   metrics.observeRedisMemory(() => redisMemory(redis).state())
-  if (!await untilReady(redis)) logger.warn('Redis does not answer yet; requests get 503 until it does')
+  const ready = await Promise.all([untilReady(redis), untilReady(queueRedis)])
+  if (!ready.every(Boolean)) logger.warn('Redis does not answer yet; requests get 503 until it does')
   const watcher = await createFinishWatcher(subscriber, store.channel)
   const hub = createEventHub(reader, redis, logger)
   const admin = { keys: config.ADMIN_API_KEYS, queues: [queues.fetch, queues.callback] }
@@ -70,6 +77,7 @@ export async function startApi (config: Config, logger: Logger, opts: ApiOptions
     await queues.close()
     await closeRedis(subscriber)
     await closeRedis(reader)
+    await closeRedis(queueRedis)
     await closeRedis(redis)
   })())
   return { app, hub, metrics, close }
