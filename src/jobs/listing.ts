@@ -69,6 +69,11 @@ export async function indexJob (deps: ListingDeps, tenant: string, id: string, c
   throwFirstError(replies)
 }
 
+/** Takes a job out of its tenant's index (a creation that failed after the index took it). */
+export async function unindexJob (deps: ListingDeps, tenant: string, id: string): Promise<void> {
+  await deps.redis.zrem(tenantJobsKey(deps.prefix, tenant), id)
+}
+
 /** One page of the tenant's jobs, newest first; see JobStore.list. */
 export async function listJobs (deps: ListingDeps, tenant: string, q: ListQuery): Promise<JobListPage> {
   const key = tenantJobsKey(deps.prefix, tenant)

@@ -3,7 +3,7 @@ import type { StreamEntry } from '../events/hub.js'
 import { loadScripts, runScript, type ScriptKeys } from '../redis/scripts.js'
 import { OPEN_TENANT } from '../tenants/tenant.js'
 import { finishedChannel, jobKeys, keyList, tenantPendingKey, type JobKeys } from './keys.js'
-import { indexJob, listJobs, type ListingDeps } from './listing.js'
+import { indexJob, listJobs, unindexJob, type ListingDeps } from './listing.js'
 import { stepBatcher, type StepCall, type StepReplyRaw } from './step-batcher.js'
 import { jobOptionsSchema, parkedUrlSchema, storedResultSchema, type JobOptions, type JobState, type ParkedUrl, type StoredResult } from './schemas.js'
 import {
@@ -107,13 +107,22 @@ async function create (ctx: Ctx, job: NewJob): Promise<void> {
   tx.pexpire(k.meta, ctx.ttlMs)
   tx.pexpire(k.urls, ctx.ttlMs)
   tx.pexpire(k.events, ctx.ttlMs)
-  await tx.exec()
-  try {
-    await indexJob(ctx.listing, job.tenant, job.id, job.now)
-  } catch (err) {
+  // Both MULTIs go out together (one round trip, not two); the index's is never inside the
+  // job's, which a Redis Cluster would refuse (store.ts).
+  const [created, indexed] = await Promise.allSettled([tx.exec().then(firstError), indexJob(ctx.listing, job.tenant, job.id, job.now)])
+  const failure = created.status === 'rejected' ? created.reason : created.value ?? (indexed.status === 'rejected' ? indexed.reason : null)
+  if (failure !== null) {
     await ctx.redis.del(...keyList(k)).catch(() => {})
-    throw err
+    // Without this, the entry would only be left out of listings (as an expired job's is) until trimmed.
+    if (indexed.status === 'fulfilled') await unindexJob(ctx.listing, job.tenant, job.id).catch(() => {})
+    throw failure
   }
+}
+
+/** A transaction's first error: null replies (aborted), else a command refused inside it; null when it all ran. */
+function firstError (replies: Array<[Error | null, unknown]> | null): Error | null {
+  if (replies === null) return new Error('transaction aborted')
+  return replies.find(([err]) => err !== null)?.[0] ?? null
 }
 
 async function readRecord (ctx: Ctx, id: string, ro: ReadOptions, tenant?: string): Promise<JobRecord | null> {

@@ -26,10 +26,10 @@ export interface JobStore {
 
   /**
    * Writes a new job as `queued`: its meta hash, its URL list and a first `state` event, with
-   * the job TTL on each, in one MULTI; then adds it to its tenant's index for `list` (another
-   * Redis Cluster slot, so a second MULTI after the first, never inside it). If the index write
-   * fails the record is deleted again and the error thrown: a job is either listed or was never
-   * created. Assumes the id is new; admission and Idempotency-Keys are the caller's business
+   * the job TTL on each, in one MULTI; and adds it to its tenant's index for `list` (another
+   * Redis Cluster slot, so a second MULTI sent with the first, never inside it). If either
+   * fails, the record and the index entry are deleted again and the error thrown: a job is
+   * either listed or was never created. Assumes the id is new; admission and Idempotency-Keys are the caller's business
    * (jobs/submit.ts).
    */
   create(job: NewJob): Promise<void>

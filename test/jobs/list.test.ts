@@ -152,6 +152,18 @@ t.test('a job whose index entry cannot be written is not created', async (t) => 
   t.equal(await redis.exists(store.keysOf(id).meta, store.keysOf(id).urls, store.keysOf(id).events), 0, 'the record was deleted again')
 })
 
+t.test('a job whose own writes fail is not created, nor left in the index', async (t) => {
+  const prefix = testPrefix(t)
+  const redis = redisFor(t)
+  const store = createJobStore(redis, { prefix, ttlSeconds: 60 })
+  const id = 'j_01JD0000000000000000000010'
+  // Not a list: RPUSH fails with WRONGTYPE inside the job's MULTI, which the index's goes out with.
+  await redis.set(store.keysOf(id).urls, 'x')
+  await t.rejects(store.create({ id, tenant: 'alpha', urls: ['http://a.test/'], options: DEFAULT_OPTIONS, now: Date.now() }), /WRONGTYPE/)
+  t.equal(await redis.exists(store.keysOf(id).meta, store.keysOf(id).events), 0, 'the record was deleted again')
+  t.equal(await redis.zscore(tenantJobsKey(prefix, 'alpha'), id), null, 'and its index entry')
+})
+
 t.test('bad queries are 400 problems naming the parameter', async (t) => {
   const { trawl, as } = await service(t)
   const forged = encodeCursor({ createdAt: 1, id: 'j_01JD0000000000000000000000' }).slice(0, -2)
