@@ -67,7 +67,7 @@ export function createJobStore (redis: Redis, opts: JobStoreOptions): JobStore {
   return {
     channel: ctx.channel,
     keysOf,
-    create: (job) => create(ctx, job),
+    create: (job, ro) => create(ctx, job, ro),
     list: (tenant, query) => listJobs(ctx.listing, tenant, query),
     readRecord: (id, ro, tenant) => readRecord(ctx, id, ro, tenant),
     finish: (id, state, error, tenant, now) => finish(ctx, id, state, error, tenant, now),
@@ -80,7 +80,7 @@ export function createJobStore (redis: Redis, opts: JobStoreOptions): JobStore {
   }
 }
 
-async function create (ctx: Ctx, job: NewJob): Promise<void> {
+async function create (ctx: Ctx, job: NewJob, ro?: ReadOptions): Promise<JobRecord> {
   const k = ctx.keysOf(job.id)
   const meta: Record<string, string | number> = {
     id: job.id,
@@ -117,6 +117,15 @@ async function create (ctx: Ctx, job: NewJob): Promise<void> {
     if (indexed.status === 'fulfilled') await unindexJob(ctx.listing, job.tenant, job.id).catch(() => {})
     throw failure
   }
+  return createdRecord(meta, job.urls, ro)
+}
+
+/** The record of a job just written from `meta` (its hash as HSET took it) and `urls`, as readRecord would read it. */
+function createdRecord (meta: Record<string, string | number>, urls: readonly string[], ro: ReadOptions | undefined): JobRecord {
+  const parsed = storedMetaSchema.parse(Object.fromEntries(Object.entries(meta).map(([field, value]) => [field, String(value)])))
+  if (ro === undefined || !ro.withResults) return { meta: parsed, page: null }
+  const page = urls.slice(ro.offset, ro.offset + ro.limit)
+  return { meta: parsed, page: { offset: ro.offset, limit: ro.limit, urls: page, results: page.map(() => null), held: new Set(), waiting: new Map() } }
 }
 
 /** A transaction's first error: null replies (aborted), else a command refused inside it; null when it all ran. */

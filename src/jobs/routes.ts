@@ -54,10 +54,18 @@ const idempotencyHeader = z.string().regex(/^[\x21-\x7e]{1,255}$/, '1 to 255 vis
 export const jobRoutes: FastifyPluginAsyncZod<JobRoutesDeps> = async function jobRoutes (app, deps) {
   const { config, store, watcher } = deps
   const bodySchema = submitBodySchema(config.MAX_URLS_PER_JOB)
+  // The job's retention goes with its creation (one round trip for both), and the creation
+  // counts only once both are written: bodies of a job whose every process dies are still
+  // removed, since no body is written before the lanes are queued, after this.
+  const createRetained: JobStore['create'] = async (job, ro) => {
+    const [retained, created] = await Promise.allSettled([deps.retain(job), store.create(job, ro)])
+    if (retained.status === 'fulfilled' && created.status === 'fulfilled') return created.value
+    if (created.status === 'fulfilled') await store.purge(job.id).catch(() => {})
+    throw retained.status === 'rejected' ? retained.reason : (created as PromiseRejectedResult).reason
+  }
   const submitDeps = (log: { info(obj: object, msg: string): void }) => ({
     ...deps,
-    // Retention first: bodies of a job whose every process dies are still removed.
-    store: { ...store, create: async (job: Parameters<JobStore['create']>[0]) => { await deps.retain(job); await store.create(job) } },
+    store: { ...store, create: createRetained },
     enqueue: enqueueJob.bind(null, deps.queues),
     log
   })

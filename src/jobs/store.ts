@@ -31,8 +31,12 @@ export interface JobStore {
    * fails, the record and the index entry are deleted again and the error thrown: a job is
    * either listed or was never created. Assumes the id is new; admission and Idempotency-Keys are the caller's business
    * (jobs/submit.ts).
+   *
+   * Resolves with the job as written, what `readRecord(job.id, ro)` would give right after
+   * (page null without `ro`), built from what was written rather than read back: the
+   * submission's answer costs no round trip of its own.
    */
-  create(job: NewJob): Promise<void>
+  create(job: NewJob, ro?: ReadOptions): Promise<JobRecord>
 
   /**
    * One page of the tenant's jobs, newest first (by createdAt, then id), optionally only those

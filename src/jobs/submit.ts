@@ -2,13 +2,13 @@ import { createHash } from 'node:crypto'
 import { ulid } from 'ulid'
 import type { Config } from '../config.js'
 import { NEAR_FULL_RETRY_AFTER_S, nearFullDetail, type RedisMemory } from '../redis/memory.js'
-import { JobNotFoundError, TrawlError, ValidationFailedError } from '../http/problems.js'
+import { TrawlError, ValidationFailedError } from '../http/problems.js'
 import type { Admission } from '../tenants/admission.js'
 import { keyDigest, type IdempotencyKeys } from '../tenants/idempotency.js'
-import { readJob } from './documents.js'
+import { jobDocument, readJob } from './documents.js'
 import type { CallbackQueueOptions } from './queue.js'
 import type { JobDocument, SubmitBody } from './schemas.js'
-import type { JobStore, NewJob } from './store.js'
+import type { JobRecord, JobStore, NewJob, ReadOptions } from './store.js'
 
 /**
  * The submit saga of `POST /jobs`: room in Redis, Idempotency-Key, admission, create, enqueue,
@@ -61,17 +61,17 @@ export async function submitJob (deps: SubmitDeps, request: SubmitRequest): Prom
     const bound = await claimKey(deps, key)
     if (bound !== null) return { status: 200, job: bound }
   }
+  let created: JobRecord
   try {
-    await admitAndCreate(deps, { id, tenant, urls: body.urls, options: body.options, callbackUrl: body.callbackUrl, now: Date.now() })
+    created = await admitAndCreate(deps, { id, tenant, urls: body.urls, options: body.options, callbackUrl: body.callbackUrl, now: Date.now() }, FIRST_PAGE)
   } catch (err) {
     if (key !== null) await deps.idempotency.release(tenant, key.digest).catch(() => {})
     throw err
   }
   if (key !== null) await deps.idempotency.bind(tenant, key.digest, id, key.hash)
   deps.log.info({ jobId: id, urls: body.urls.length, tenant }, 'job submitted')
-  // Read before the lanes exist, so the answer shows the job as submitted: `queued`.
-  const job = await readJob(deps.store, id, FIRST_PAGE, tenant)
-  if (job === null) throw new JobNotFoundError(id)
+  // The job as created, before the lanes exist: the answer shows it as submitted, `queued`.
+  const job = jobDocument(created, Date.now())
   await enqueueOrFail(deps, id, Math.min(body.options.concurrency, body.urls.length), body.callbackUrl !== undefined)
   return { status: 202, job }
 }
@@ -136,13 +136,13 @@ async function claimOnce (deps: Pick<SubmitDeps, 'idempotency' | 'store'>, key: 
  * The admission step: counts the job's URLs as pending for its tenant, then writes the job; the
  * count is given back when the write fails. Throws TOO_MANY_PENDING_URLS when they do not fit.
  */
-export async function admitAndCreate (deps: Pick<SubmitDeps, 'admission' | 'store' | 'config'>, job: NewJob): Promise<void> {
+export async function admitAndCreate (deps: Pick<SubmitDeps, 'admission' | 'store' | 'config'>, job: NewJob, ro?: ReadOptions): Promise<JobRecord> {
   const max = deps.config.MAX_PENDING_URLS_PER_TENANT
   if (!await deps.admission.admit(job.tenant, job.urls.length, max)) {
     throw new TrawlError('TOO_MANY_PENDING_URLS', `This tenant already has URLs waiting; at most ${max} may be pending at once. Retry when some jobs have finished.`, { retryAfter: 5 })
   }
   try {
-    await deps.store.create(job)
+    return await deps.store.create(job, ro)
   } catch (err) {
     await deps.admission.unadmit(job.tenant, job.urls.length).catch(() => {})
     throw err

@@ -15,9 +15,10 @@ import type { Metrics } from './metrics.js'
 export function meteredStore (store: JobStore, metrics: Pick<Metrics, 'jobEntered' | 'urlFinished'>): JobStore {
   return {
     ...store,
-    async create (job) {
-      await store.create(job)
+    async create (job, ro) {
+      const record = await store.create(job, ro)
       metrics.jobEntered('queued')
+      return record
     },
     async step (id, tenant, lane, finished, claim, now) {
       const reply = await store.step(id, tenant, lane, finished, claim, now)

@@ -165,3 +165,16 @@ for (const name of ['fs', 's3'] as const) {
     t.equal((await inject({ method: 'GET', url: `/jobs/${running}` })).statusCode, 404)
   })
 }
+
+t.test('a submission whose retention cannot be scheduled is refused and leaves no job', async (t) => {
+  const { trawl, redis } = await service(t, 'fs')
+  const inject = trawl.api.app.inject.bind(trawl.api.app)
+  // Not a sorted set: the schedule's ZADD fails with WRONGTYPE, while the job's own writes,
+  // sent with it, succeed.
+  await redis.set(retentionKeys(trawl.prefix).schedule, 'x')
+  t.teardown(() => redis.del(retentionKeys(trawl.prefix).schedule))
+  const posted = await inject({ method: 'POST', url: '/jobs', payload: { urls: ['http://127.0.0.1:9/a'] } })
+  t.equal(posted.statusCode, 500, 'an internal problem, not a job')
+  t.same(await redis.keys(`${trawl.prefix}:job:*`), [], 'no key of a job is left in Redis')
+  t.same((await inject({ method: 'GET', url: '/jobs' })).json().jobs, [], 'nor in the listing')
+})

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { TrawlError } from '../../src/http/problems.js'
 import { idempotencyKey, tenantPendingKey } from '../../src/jobs/keys.js'
+import { readJob } from '../../src/jobs/documents.js'
 import { createJobStore } from '../../src/jobs/redis-store.js'
 import { redisMemory } from '../../src/redis/memory.js'
 import { DEFAULT_OPTIONS, type SubmitBody } from '../../src/jobs/schemas.js'
@@ -50,6 +51,17 @@ t.test('a submission creates the job queued, counts its URLs and enqueues its la
   t.equal(answer.job.results?.length, 2)
   t.same(s.enqueued, [{ jobId: answer.job.id, lanes: 2 }], 'min(concurrency, URLs) lanes')
   t.equal(await s.pending(), 2)
+})
+
+t.test('the answer is the job as a read of it shows it before its lanes run', async (t) => {
+  const s = setup(t, { config: { MAX_PENDING_URLS_PER_TENANT: 1000, CALLBACK_SECRET: 'a-secret-of-the-test', CALLBACK_MAX_ATTEMPTS: 3, CALLBACK_RETRY_BASE_MS: 100 } })
+  const urls = Array.from({ length: 150 }, (_, i) => `http://127.0.0.1:9/page/${i}`)
+  const submitted: SubmitBody = { urls, options: { ...DEFAULT_OPTIONS, concurrency: 7, headers: { 'x-team': 'a' } }, callbackUrl: 'http://127.0.0.1:9/done' }
+  const answer = await submitJob(s.deps, { tenant: TENANT, body: submitted })
+  const read = await readJob(s.deps.store, answer.job.id, { withResults: true, offset: 0, limit: 100 }, TENANT)
+  t.same(answer.job, read, 'summary, options, callback and the first page of 100, as stored')
+  t.equal(answer.job.results?.length, 100)
+  t.equal(answer.job.page?.next, `/jobs/${answer.job.id}?offset=100&limit=100`)
 })
 
 t.test('idempotency: the same key with the same body answers the bound job', async (t) => {
