@@ -29,8 +29,8 @@ export interface JobStore {
    * the job TTL on each, in one MULTI; and adds it to its tenant's index for `list` (another
    * Redis Cluster slot, so a second MULTI sent with the first, never inside it). If either
    * fails, the record and the index entry are deleted again and the error thrown: a job is
-   * either listed or was never created. Assumes the id is new; admission and Idempotency-Keys are the caller's business
-   * (jobs/submit.ts).
+   * either listed or was never created. Assumes the id is new; admission and Idempotency-Keys
+   * are the caller's business (jobs/submit.ts).
    *
    * Resolves with the job as written, what `readRecord(job.id, ro)` would give right after
    * (page null without `ro`), built from what was written rather than read back: the
