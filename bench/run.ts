@@ -398,6 +398,8 @@ interface Contender {
   name: string
   proc: TrawlProcess
   idleRss: number
+  /** The checkout it runs (this one when undefined): the `get -o` rows run that checkout's client too. */
+  root?: string
 }
 
 async function main (): Promise<void> {
@@ -446,7 +448,7 @@ async function main (): Promise<void> {
     await sleep(300)
     const idleRss = proc.rss.current()
     log(`\n${name}: ${entry === 'dist' ? join(root ?? '.', 'dist/main.js') : join(root ?? '.', 'src/main.ts')} all${Object.keys(ownEnv).length > 0 ? ` with ${JSON.stringify(ownEnv)}` : ''}, pid ${proc.pid}, WORKER_CONCURRENCY=${workerConcurrency}, REDIS_PREFIX=${prefix}; ready in ${ms(performance.now() - t0)}, idle RSS ${mb(idleRss)}`)
-    return { name, proc, idleRss }
+    return { name, proc, idleRss, ...(root === undefined ? {} : { root }) }
   }
 
   if (workloads.some((w) => w.kind === 'geto')) ensureAria2(log)
@@ -691,8 +693,8 @@ async function runPost (w: Workload, contenders: Contender[], target: Target, re
 }
 
 /**
- * trawl get -o DIR (this checkout's client, in this process, against the first contender)
- * against aria2c writing the same files, rounds alternating which goes first. The aria2c side
+ * trawl get -o DIR (each contender's own checkout's client, in this process, against that
+ * contender) against aria2c writing the same files, rounds alternating which goes first. The aria2c side
  * takes the place of `bare` in the figures, so side/bare is trawl/aria2c.
  */
 async function runGetO (w: Workload, contenders: Contender[], target: Target, redis: Redis): Promise<WorkloadResult> {
@@ -705,7 +707,7 @@ async function runGetO (w: Workload, contenders: Contender[], target: Target, re
   const aria2 = emptySide('bare')
   const parallel = w.parallel ?? 16
   const goTrawl = async (c: Contender, side: SideResult): Promise<number> => {
-    const r = await trawlGet(c.proc.origin, lists.trawl, await lists.freshDir(c.name), w.concurrency, parallel)
+    const r = await trawlGet(c.proc.origin, lists.trawl, await lists.freshDir(c.name), w.concurrency, parallel, c.root)
     if (r.jobId !== null) await dropJob(redis, c.proc, r.jobId)
     if (r.exitCode !== 0 || r.files !== w.count) {
       side.failures++

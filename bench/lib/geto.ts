@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { Writable } from 'node:stream'
 import { runCli } from '../../src/cli/index.js'
 import { fileNameFor, MANIFEST } from '../../src/cli/save.js'
@@ -37,12 +38,31 @@ export interface GetRun {
   jobId: string | null
 }
 
-/** One `trawl get -o dir` run against `server`, in this process. */
-export async function trawlGet (server: string, listFile: string, dir: string, concurrency: number, parallel: number): Promise<GetRun> {
+type RunCli = typeof runCli
+
+const clients = new Map<string, Promise<RunCli>>()
+
+/** `runCli` of another checkout (an `--ab` side), loaded once into this process through tsx. */
+async function clientOf (root: string | undefined): Promise<RunCli> {
+  if (root === undefined) return runCli
+  let loaded = clients.get(root)
+  if (loaded === undefined) {
+    loaded = import(pathToFileURL(join(root, 'src/cli/index.ts')).href).then((m: { runCli: RunCli }) => m.runCli)
+    clients.set(root, loaded)
+  }
+  return await loaded
+}
+
+/**
+ * One `trawl get -o dir` run against `server`, in this process, with the client of the checkout
+ * at `root` (this one by default), so that an A/B of the `get -o` rows measures both sides' clients.
+ */
+export async function trawlGet (server: string, listFile: string, dir: string, concurrency: number, parallel: number, root?: string): Promise<GetRun> {
+  const run = await clientOf(root)
   let stderr = ''
   const errors = new Writable({ write (chunk: Buffer, _enc, done) { stderr += chunk.toString(); done() } })
   const t0 = performance.now()
-  const exitCode = await runCli(
+  const exitCode = await run(
     ['get', '-s', server, '-f', listFile, '-o', dir, '-c', String(concurrency), '--parallel', String(parallel), '--retries', '0'],
     { stdout: sink(), stderr: errors, env: {}, signals: new EventEmitter() }
   )
