@@ -18,7 +18,12 @@ import type { ContentStore } from './store.js'
 export interface ContentService {
   store: ContentStore
   retention: Retention
-  /** Stops the sweeper (if any) and closes the store unless it was given. Safe twice. */
+  /**
+   * Stops the sweeper (if any): no sweep starts after it, and one in progress is waited for
+   * at most briefly. The store stays open. Safe twice.
+   */
+  stopSweeping(): Promise<void>
+  /** Stops the sweeper, then closes the store unless it was given. Safe twice. */
   close(): Promise<void>
 }
 
@@ -45,18 +50,22 @@ export function createContentService (options: ContentServiceOptions): ContentSe
   const prefix = config.REDIS_PREFIX
   const retention = createRetention({ redis, prefix, store, expiresAtOf: (jobId) => expiresAtOf(redis, prefix, jobId), logger })
   const sweeper = options.sweep === true ? startSweeper(retention, { redis, prefix, logger }) : null
+  let stopping: Promise<void> | undefined
   let closing: Promise<void> | undefined
+  const stopSweeping = () => (stopping ??= (async () => {
+    // A sweep waiting on a Redis that is away would hold the close: it is given up on (its
+    // lock spaces the next one; deletes are idempotent).
+    if (sweeper === null) return
+    const giveUp = new AbortController()
+    await Promise.race([sweeper.close(), delay(SWEEP_CLOSE_MS, undefined, { ref: false, signal: giveUp.signal }).catch(() => {})])
+    giveUp.abort()
+  })())
   return {
     store,
     retention,
+    stopSweeping,
     close: () => (closing ??= (async () => {
-      // A sweep waiting on a Redis that is away would hold the close: it is given up on (its
-      // lock spaces the next one; deletes are idempotent).
-      if (sweeper !== null) {
-        const giveUp = new AbortController()
-        await Promise.race([sweeper.close(), delay(SWEEP_CLOSE_MS, undefined, { ref: false, signal: giveUp.signal }).catch(() => {})])
-        giveUp.abort()
-      }
+      await stopSweeping()
       if (options.store === undefined) await own.close()
     })())
   }

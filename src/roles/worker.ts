@@ -77,13 +77,15 @@ export function startWorker (config: Config, logger: Logger, opts: WorkerOptions
   const close = (graceMs = config.SHUTDOWN_GRACE_MS) => (closing ??= (async () => {
     cancelWatch.close()
     // No retention sweep starts from here on; one in progress is waited for at most briefly.
-    const contentClosed = content.close()
+    const sweepStopped = content.stopSweeping()
     await closeWorkers(lanes, callbacks, graceMs, deps.logger)
     // Every lane has ended; destroy() also drops idle keep-alive sockets without waiting.
     await politeness.gate()?.close()
     await closeRedis(hostsRedis)
     await dispatcher.destroy()
-    await contentClosed
+    await sweepStopped
+    // Only now: lanes finishing their fetches in the grace period still write their bodies.
+    await content.close()
     await closeRedis(storeRedis)
     await closeRedis(connection)
   })())

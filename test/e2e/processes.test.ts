@@ -61,6 +61,40 @@ t.test('SIGTERM: a worker hands back its in-flight URLs and exits cleanly', asyn
   t.ok(done.results.every((r: { attempts: number }) => r.attempts === 1), 'a handed-back fetch does not count as an attempt')
 })
 
+t.test('SIGTERM: fetches that finish within the grace period keep their bodies, and the worker exits cleanly', async (t) => {
+  const gate = await startGateServer(2000)
+  t.teardown(gate.close)
+  const prefix = testPrefix(t, 'grace')
+  const env = testEnv(prefix, { LOG_LEVEL: 'info', WORKER_CONCURRENCY: '10', SHUTDOWN_GRACE_MS: '10000' })
+  const { api } = await startTrawl(t, { worker: false, prefix })
+  const worker = spawnTrawl(t, 'worker', env)
+  await waitForLog(worker, /worker started/)
+
+  // A worker process owns its content store: it must stay open while the lanes drain.
+  const urls = Array.from({ length: 4 }, (_, i) => gate.url(`/hold/${i}`))
+  const job = (await api.app.inject({ method: 'POST', url: '/jobs', payload: { urls, options: { concurrency: 4 } } })).json()
+  await gate.untilWaiting(4)
+  const shuttingDown = waitForLog(worker, /shutting down/)
+  worker.kill('SIGTERM')
+  await shuttingDown
+  gate.open()
+  const [code] = await once(worker, 'exit')
+  t.equal(code, 0, 'the worker exits with status 0')
+
+  const done = (await api.app.inject(`/jobs/${job.id}?wait=30`)).json()
+  t.equal(done.state, 'completed')
+  t.same(done.counts, { pending: 0, running: 0, succeeded: 4, failed: 0, cancelled: 0 }, 'every fetch finished in the grace period succeeded')
+  for (const r of done.results) {
+    if (typeof r.contentUrl !== 'string') {
+      t.fail(`body ${r.index} was not kept: ${JSON.stringify(r.error)}`)
+      continue
+    }
+    const content = await api.app.inject(r.contentUrl)
+    t.equal(content.statusCode, 200, `body ${r.index} is stored`)
+    t.equal(content.rawPayload.length, 2000)
+  }
+})
+
 t.test('two API processes and two worker processes share one Redis', async (t) => {
   const gate = await startGateServer(500)
   t.teardown(gate.close)
