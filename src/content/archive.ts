@@ -72,6 +72,11 @@ async function fill<T extends ArchiveItem> (zip: Archiver, src: ArchiveSource<T>
     if (zip.destroyed) return
     const stored = await src.store.get({ jobId: src.jobId, index: item.index })
     if (stored === null) continue // purged or expired since the item was read
+    // The reader may have gone while the body was being opened: close it, or it stays open.
+    if (zip.destroyed) {
+      stored.body.destroy()
+      return
+    }
     const expected = { sha256: item.sha256, bytes: item.bytes ?? stored.size }
     // A body the store read whole goes in as that buffer, checked at once; else as its stream.
     let body: Readable | Buffer

@@ -4,7 +4,7 @@ import { createWriteStream } from 'node:fs'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
+import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
 import t from 'tap'
@@ -138,4 +138,36 @@ t.test('a slow reader holds the archive back: bodies are opened only as it reads
   zip.resume()
   await new Promise((resolve) => zip.on('end', resolve))
   t.equal(opened, 20)
+})
+
+t.test('a reader that goes while a body is being opened leaves that body closed', async (t) => {
+  const { store, items } = await storeWith(t, [Buffer.from('one'), Buffer.from('two')], [])
+  let letGo: () => void = () => {}
+  const held = new Promise<void>((resolve) => { letGo = resolve })
+  let asked: () => void = () => {}
+  const getCalled = new Promise<void>((resolve) => { asked = resolve })
+  // A body that comes slowly, as an S3 GET's does: nothing ends it but the archive.
+  const body = new Readable({ read () {} })
+  const slow: ContentStore = {
+    ...store,
+    get: async () => {
+      asked()
+      await held
+      return { body, size: 3 }
+    }
+  }
+  const zip = archiveStream({ jobId: 'j_zip', total: items.length, store: slow, items: () => each(items) })
+  zip.on('error', () => {})
+  zip.resume()
+  await getCalled
+  const gone = new Promise((resolve) => zip.once('close', resolve))
+  zip.destroy()
+  await gone
+  letGo()
+  // Closed at once, or soon after; without the fix it stays open (the bound is for failing only).
+  const closed = body.destroyed || await new Promise<boolean>((resolve) => {
+    const bound = setTimeout(() => resolve(false), 2000)
+    body.once('close', () => { clearTimeout(bound); resolve(true) })
+  })
+  t.ok(closed, 'the body opened after the reader went is closed, not left open')
 })
