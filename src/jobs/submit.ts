@@ -17,7 +17,7 @@ import type { JobRecord, JobStore, NewJob, ReadOptions } from './store.js'
  */
 
 export interface SubmitDeps {
-  store: Pick<JobStore, 'create' | 'readRecord' | 'finish'>
+  store: Pick<JobStore, 'create' | 'readRecord' | 'finish' | 'purge'>
   admission: Admission
   idempotency: IdempotencyKeys
   /** How full the API's Redis is (redis/memory.ts, shared with /readyz). */
@@ -68,7 +68,18 @@ export async function submitJob (deps: SubmitDeps, request: SubmitRequest): Prom
     if (key !== null) await deps.idempotency.release(tenant, key.digest).catch(() => {})
     throw err
   }
-  if (key !== null) await deps.idempotency.bind(tenant, key.digest, id, key.hash)
+  if (key !== null) {
+    try {
+      await deps.idempotency.bind(tenant, key.digest, id, key.hash)
+    } catch (err) {
+      // Nothing runs the job yet: take it back whole, or it would stay queued and its URLs
+      // counted as pending for good.
+      await deps.store.purge(id).catch(() => {})
+      await deps.admission.unadmit(tenant, body.urls.length).catch(() => {})
+      await deps.idempotency.release(tenant, key.digest).catch(() => {})
+      throw err
+    }
+  }
   deps.log.info({ jobId: id, urls: body.urls.length, tenant }, 'job submitted')
   // The job as created, before the lanes exist: the answer shows it as submitted, `queued`.
   const job = jobDocument(created, Date.now())

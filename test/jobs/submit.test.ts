@@ -126,6 +126,16 @@ t.test('admission: URLs admitted for a job that could not be written are given b
   t.equal(await s.pending(), 2, 'a write that works keeps the count')
 })
 
+t.test('idempotency: a key that cannot be bound leaves no job, no URLs counted and the key free', async (t) => {
+  const s = setup(t)
+  s.deps.idempotency = { ...s.deps.idempotency, bind: async () => { throw new Error('bind refused') } }
+  await t.rejects(submitJob(s.deps, { tenant: TENANT, body: BODY, idempotencyKey: 'k-8' }), /bind refused/)
+  t.equal(await s.pending(), 0, 'no URL stays counted as pending')
+  t.same(await s.redis.keys(`${s.prefix}:job:*`), [], 'no job is left behind, queued with nobody to run it')
+  t.equal(await s.storedKey('k-8'), null, 'the key is free for a retry')
+  t.same(s.enqueued, [])
+})
+
 t.test('enqueue: a job whose lanes cannot be queued ends failed', async (t) => {
   let jobId = ''
   const s = setup(t, { enqueue: async (id) => { jobId = id; throw new Error('queue down') } })
