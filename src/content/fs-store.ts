@@ -15,8 +15,10 @@ export interface FsContentStoreOptions {
    * fsync each body before it is renamed into place, so that a body whose result is in Redis
    * survives a power cut too. Off by default: a process crash (kill -9) cannot leave a partial
    * body either way, Redis itself syncs only every second, and an fsync per small page costs
-   * more than the rest of its fetch. Without it, a body torn by a power cut is caught by its
-   * sha256 on reading. @defaultValue false
+   * more than the rest of its fetch. Without it, a body torn by a power cut is caught by a
+   * reader that checks it against its result's sha256: the archive does; `GET .../content`
+   * serves the bytes as stored, with that sha256 as its ETag, for the client to check.
+   * @defaultValue false
    */
   fsync?: boolean
 }
