@@ -14,12 +14,17 @@ import ipaddr from 'ipaddr.js'
 type Address = ipaddr.IPv4 | ipaddr.IPv6
 type Cidr = [Address, number]
 
-/** The error every guard refusal carries; `code` is the contract's result error code. */
+/**
+ * The error every guard refusal carries; `code` is the contract's result error code. Its
+ * message goes into the tenant's result, so for a name it does not say what the name resolved
+ * to: the worker's DNS answers for internal names are the operator's, not the tenant's.
+ * `address` keeps it for the operator's own use.
+ */
 export class BlockedAddressError extends Error {
   readonly code = 'BLOCKED_ADDRESS'
   constructor (readonly address: string, readonly host?: string) {
     super(host !== undefined && host !== address
-      ? `${host} resolves to ${address}, which downloads may not reach`
+      ? `${host} resolves to an address downloads may not reach (loopback, private, link-local or otherwise reserved)`
       : `${address} is an address downloads may not reach`)
     this.name = 'BlockedAddressError'
   }
