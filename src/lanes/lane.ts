@@ -50,30 +50,37 @@ export async function runLane (data: LaneData, deps: LaneDeps, signal: AbortSign
   // A slot won by waiting (a `blocked` reply) or kept from the last fetch: the next claim asks
   // for its host's parked URLs first.
   let lease: Lease | null = null
-  for (;;) {
-    const stopping = deps.stopping() || signal.reason === ABORT_SHUTDOWN
-    const claim = !signal.aborted && !stopping && now() - started < deps.sliceMs
-    const hints: ClaimHints | null = claim && deps.hosts ? claimHints(deps.hosts.skip(job.id), lease) : null
-    const reply = await deps.step(data.jobId, context.tenant, data.lane, report, hints ?? claim)
-    report = null
-    if (lease && reply.kind !== 'fetch') lease = await giveBack(deps, lease)
-    if (reply.kind === 'over' || reply.kind === 'gone') return 'done'
-    if (reply.kind === 'idle') {
-      if (claim) return 'done'
-      return stopping ? 'handback' : signal.aborted ? 'done' : 'yield'
+  try {
+    for (;;) {
+      const stopping = deps.stopping() || signal.reason === ABORT_SHUTDOWN
+      const claim = !signal.aborted && !stopping && now() - started < deps.sliceMs
+      const hints: ClaimHints | null = claim && deps.hosts ? claimHints(deps.hosts.skip(job.id), lease) : null
+      const reply = await deps.step(data.jobId, context.tenant, data.lane, report, hints ?? claim)
+      report = null
+      if (lease && reply.kind !== 'fetch') lease = await giveBack(deps, lease)
+      if (reply.kind === 'over' || reply.kind === 'gone') return 'done'
+      if (reply.kind === 'idle') {
+        if (claim) return 'done'
+        return stopping ? 'handback' : signal.aborted ? 'done' : 'yield'
+      }
+      if (reply.kind === 'blocked') {
+        // Only URLs of blocked hosts are left: wait (for the rest of the slice) for any of them.
+        lease = await deps.hosts?.wait(reply.hosts, job, signal, deps.sliceMs - (now() - started)) ?? null
+        if (signal.aborted) lease = await giveBack(deps, lease)
+        continue
+      }
+      ;({ report, lease } = await fetchOne(reply, job, deps, lease, signal))
+      if (signal.aborted) {
+        await giveBack(deps, lease)
+        // A cancelled job already counts this URL as cancelled; a shutdown leaves it held.
+        return signal.reason === ABORT_SHUTDOWN ? 'handback' : 'done'
+      }
     }
-    if (reply.kind === 'blocked') {
-      // Only URLs of blocked hosts are left: wait (for the rest of the slice) for any of them.
-      lease = await deps.hosts?.wait(reply.hosts, job, signal, deps.sliceMs - (now() - started)) ?? null
-      if (signal.aborted) lease = await giveBack(deps, lease)
-      continue
-    }
-    ;({ report, lease } = await fetchOne(reply, job, deps, lease, signal))
-    if (signal.aborted) {
-      await giveBack(deps, lease)
-      // A cancelled job already counts this URL as cancelled; a shutdown leaves it held.
-      return signal.reason === ABORT_SHUTDOWN ? 'handback' : 'done'
-    }
+  } catch (err) {
+    // A lane that fails (Redis refused a step, robots.txt could not be read) gives back the
+    // slot it holds: the gate renews every slot it holds, so a forgotten one never lapses.
+    if (lease !== null) await giveBack(deps, lease).catch(() => {})
+    throw err
   }
 }
 
