@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import ipaddr from 'ipaddr.js'
 import { z } from 'zod'
+import { isUsableWebhookSecret } from './callbacks/sign.js'
 import { checkContentConfig, contentConfigShape } from './content/config.js'
 import { hostsConfigSchema } from './hosts/config.js'
 import { metricsConfigShape } from './metrics/config.js'
@@ -80,7 +81,7 @@ export const configSchema = z.object({
   /** Address ranges the guard lets through, e.g. `127.0.0.0/8,::1/128`. */
   FETCH_ALLOW_CIDRS: cidrList,
   /** HMAC key for callbacks; without it `callbackUrl` is refused. */
-  CALLBACK_SECRET: z.string().min(16, 'at least 16 characters').optional(),
+  CALLBACK_SECRET: z.string().min(16, 'at least 16 characters').refine(isUsableWebhookSecret, 'starts with whsec_ but the rest is not base64').optional(),
   /** Deliveries of a callback tried in all before it is marked failed. @defaultValue 8 */
   CALLBACK_MAX_ATTEMPTS: int(1, 50).default(8),
   /** Milliseconds before the first callback retry; each later one doubles, with jitter. @defaultValue 2000 */

@@ -6,6 +6,7 @@ import { Webhook } from 'standardwebhooks'
 import { Webhook as SvixWebhook } from 'svix'
 import t, { type Test } from 'tap'
 import { deliverCallback } from '../../src/callbacks/deliver.js'
+import { ConfigError, loadConfig } from '../../src/config.js'
 import { isUsableWebhookSecret, signWebhook, webhookKey } from '../../src/callbacks/sign.js'
 import { createDispatcher } from '../../src/fetcher/agent.js'
 import { createAddressGuard } from '../../src/fetcher/guard.js'
@@ -84,6 +85,16 @@ t.test('a whsec_ secret whose rest is not base64 is refused', async (t) => {
   t.throws(() => webhookKey('whsec_not-base64-at-all!'), /not base64/)
   t.equal(isUsableWebhookSecret('whsec_not-base64-at-all!'), false)
   t.equal(isUsableWebhookSecret('whsec_'), false)
+})
+
+t.test('such a secret stops the boot, with a message that names the variable and not the secret', async (t) => {
+  const bad = 'whsec_not-base64-at-all!'
+  const err = t.throws(() => loadConfig({ CALLBACK_SECRET: bad }))
+  t.ok(err instanceof ConfigError)
+  t.match((err as Error).message, /CALLBACK_SECRET: starts with whsec_ but the rest is not base64/)
+  t.notMatch((err as Error).message, /not-base64-at-all/, 'the secret is not in the message')
+  const good = `whsec_${randomBytes(24).toString('base64')}`
+  t.equal(loadConfig({ CALLBACK_SECRET: good }).CALLBACK_SECRET, good, 'a whsec_ secret with a base64 key boots')
 })
 
 t.test('the key is the one the reference library derives, for any base64-looking secret', async (t) => {
