@@ -65,10 +65,21 @@ export interface HostGate {
    * no cap or spacing: a pause it saw or was told of (until a grant), or waiters on it.
    */
   watching(host: string): boolean
+  /**
+   * True when a pause or a release on the host was seen or told of (the channel) since this
+   * process was last granted a slot on it: a slot kept from an earlier fetch must ask Redis
+   * again before the next one, or it would start during a pause set meanwhile.
+   */
+  told(host: string): boolean
   /** The host's state in Redis, with the number of this process's waiters on it. */
   state(host: string): Promise<HostState & { waiting: number }>
   /** Redis commands sent so far (scripts, renewals, subscriptions): a waiter adds none. */
   readonly commands: number
+  /**
+   * Hosts this process has waiters on that are paused (a 429 or 503 paused them), for
+   * `trawl_hosts_paused`: a paused host that nobody here waits for holds nothing back here.
+   */
+  pausedHosts(): number
   /** Leases this process holds (and renews every `leaseMs / 2`). */
   readonly held: number
   /** Leases found lapsed at renewal (the process stalled longer than `leaseMs`). */
@@ -107,6 +118,8 @@ export interface Queue {
   job: string
   tickets: Ticket[]
   blocked: { waitingFor: WaitingFor, untilMs: number } | null
+  // The last refusal was a pause (429/503), not a spacing: counted by pausedHosts().
+  paused: boolean
   timer?: NodeJS.Timeout
   draining: boolean
   // A wake came while a request was on its way: its refusal may be stale.

@@ -53,7 +53,7 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
     const key = `${host}\n${job}`
     let q = queues.get(key)
     if (q) return q
-    q = { key, host, job, tickets: [], blocked: null, draining: false, woken: false }
+    q = { key, host, job, tickets: [], blocked: null, paused: false, draining: false, woken: false }
     queues.set(key, q)
     let set = byHost.get(host)
     if (!set) byHost.set(host, (set = new Set()))
@@ -72,6 +72,7 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
   function wake (q: Queue) {
     clearTimeout(q.timer)
     q.blocked = null
+    q.paused = false
     q.woken = true
     if (q.tickets.length > 0) drain(q).catch(() => {})
     else tidy(q)
@@ -79,6 +80,7 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
 
   function block (q: Queue, r: AcquireReply) {
     q.blocked = { waitingFor: reason(r), untilMs: r.untilMs }
+    q.paused = r.kind === 'paused'
     clearTimeout(q.timer)
     // Paused and spaced hosts open at a known time; a full one when a release says so, or
     // (a lost message, a dead holder) when its soonest lease lapses, but at most `fallbackMs`.
@@ -231,7 +233,13 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
       return reply
     },
     blockedFor,
+    pausedHosts: () => {
+      const hosts = new Set<string>()
+      for (const q of queues.values()) if (q.paused && q.blocked !== null && q.tickets.length > 0) hosts.add(q.host)
+      return hosts.size
+    },
     watching: (host) => attention.has(host) || byHost.has(host),
+    told: (host) => attention.has(host),
     state,
     close,
     get commands () { return commands },

@@ -112,7 +112,11 @@ export function createPoliteness (o: PolitenessOptions): Politeness {
         return { kind: 'disallowed', message: refusal }
       }
     }
-    if (lease) return { kind: 'go', lease }
+    if (lease) {
+      if (!gate.told(host)) return { kind: 'go', lease }
+      // A pause (or a release for a waiter) came since the slot was won: ask again, as anyone would.
+      await gate.leave(lease)
+    }
     if (free(host, job)) return { kind: 'go', lease: null }
     const entry = await gate.tryEnter(host, enterOptions(host, job))
     return entry.lease ? { kind: 'go', lease: entry.lease } : { kind: 'wait', waitingFor: entry.waitingFor }

@@ -66,6 +66,7 @@ export function startWorker (config: Config, logger: Logger, opts: WorkerOptions
   const dispatcher = createDispatcher({ guard: createAddressGuard([...config.FETCH_ALLOW_CIDRS]), connections: config.WORKER_CONCURRENCY })
   const hostsRedis = createRedis(config, 'subscriber', 'worker-hosts')
   const politeness = startPoliteness(config, storeRedis, hostsRedis, dispatcher, metrics)
+  metrics.observePausedHosts(async () => politeness.gate()?.pausedHosts() ?? 0)
   const content = createContentService({ config, redis: storeRedis, logger: logger.child({ role: 'worker' }), store: opts.content, sweep: true, metrics })
   // `metrics` is here for every part of the role: host pauses and content-store operations count into it too.
   const deps = { config, logger: logger.child({ role: 'worker' }), connection, store, content: content.store, callbackRecords, dispatcher, metrics, hosts: politeness.hosts }

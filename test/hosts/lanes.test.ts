@@ -93,6 +93,34 @@ t.test('429 with Retry-After pauses the host for every job; the URL is fetched a
   t.ok(starts.filter((s) => s.at >= answered429 + 1900).length === 8, 'then all eight')
 })
 
+t.test('a 429 pauses the host for a lane that kept its slot too; trawl_hosts_paused counts the host while its URLs wait', async (t) => {
+  const starts: Array<{ path: string, at: number }> = []
+  let answered429 = 0
+  const target = await startTarget(t, async (req, res) => {
+    starts.push({ path: req.url ?? '', at: Date.now() })
+    if (answered429 === 0) {
+      answered429 = Date.now()
+      res.writeHead(429, { 'retry-after': '2' }).end('slow down')
+      return
+    }
+    res.end('ok')
+  }, '127.0.0.12')
+  const { api, worker } = await startTrawl(t, { env: { HOST_CONCURRENCY: '8' } })
+  const registry = worker?.metrics.registry
+  if (registry === undefined) throw new Error('no worker')
+  const gauge = async () => Number(/^trawl_hosts_paused\{[^}]*\} (\d+)$/m.exec(await registry.metrics())?.[1] ?? NaN)
+  t.equal(await gauge(), 0, 'no host paused before the job')
+  // Two lanes: the one that did not meet the 429 keeps its slot from fetch to fetch.
+  const job = await submit(api, Array.from({ length: 6 }, (_, i) => `${target.origin}/${i}`), { concurrency: 2, retries: 0 })
+  await eventually(async () => await gauge() === 1, { what: 'trawl_hosts_paused shows the paused host' })
+  t.pass('the paused host is counted while its URLs wait')
+  const done = await finished(api, job.id)
+  t.equal(done.counts.succeeded, 6)
+  const during = starts.filter((s) => s.at > answered429 && s.at < answered429 + 1900)
+  t.ok(during.length <= 1, `during the pause at most a fetch whose slot was granted before it: ${JSON.stringify(during.map((s) => s.path))}`)
+  t.equal(await gauge(), 0, 'and no longer once the pause is over')
+})
+
 t.test('429 without Retry-After: pauses that grow while they repeat', async (t) => {
   const starts: number[] = []
   const target = await startTarget(t, (req, res) => {
