@@ -66,9 +66,9 @@ export interface HostGate {
    */
   watching(host: string): boolean
   /**
-   * True when a pause or a release on the host was seen or told of (the channel) since this
-   * process was last granted a slot on it: a slot kept from an earlier fetch must ask Redis
-   * again before the next one, or it would start during a pause set meanwhile.
+   * True when a pause on the host was seen or told of (the channel) since this process was
+   * last granted a slot on it: a slot kept from an earlier fetch must ask Redis again before
+   * the next one, or it would start during a pause set meanwhile.
    */
   told(host: string): boolean
   /** The host's state in Redis, with the number of this process's waiters on it. */

@@ -16,18 +16,30 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
   const byHost = new Map<string, Set<Queue>>()
   const held = new Map<string, Lease>()
   const attention = new Set<string>()
+  const pauses = new Set<string>()
   let commands = 0
   let lost = 0
   let closed = false
 
-  const notice = (host: string) => {
-    if (attention.size >= ATTENTION_MAX) attention.delete(attention.values().next().value as string)
-    attention.add(host)
+  const remember = (set: Set<string>, host: string) => {
+    if (set.size >= ATTENTION_MAX) set.delete(set.values().next().value as string)
+    set.add(host)
+  }
+  const notice = (host: string) => { remember(attention, host) }
+  // A pause is also remembered apart, for told(): a slot kept from an earlier fetch asks again.
+  const noticePause = (host: string) => {
+    remember(attention, host)
+    remember(pauses, host)
   }
   const wakeHost = (host: string) => { for (const q of byHost.get(host) ?? []) wake(q) }
-  const onMessage = (ch: string, host: string) => {
+  const onMessage = (ch: string, message: string) => {
     if (ch !== channel) return
-    notice(host)
+    // release.lua publishes `pause <host>` for a pause and the bare name for a release (a host
+    // name has no space).
+    const pause = message.startsWith('pause ')
+    const host = pause ? message.slice(6) : message
+    if (pause) noticePause(host)
+    else notice(host)
     wakeHost(host)
   }
   // Messages sent while the connection was away are lost: everyone asks again once it is back.
@@ -95,8 +107,9 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
     if (reply.kind === 'granted') {
       held.set(reply.lease.id, reply.lease)
       attention.delete(host)
+      pauses.delete(host)
     } else if (reply.kind === 'paused') {
-      notice(host)
+      noticePause(host)
     }
     return reply
   }
@@ -178,7 +191,7 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
     held.delete(lease.id)
     commands++
     const reply = await slots.release(lease, outcome)
-    if (reply.pausedUntil > 0) notice(lease.host)
+    if (reply.pausedUntil > 0) noticePause(lease.host)
     // A slot of ours came free: this process's waiters need no message to learn it.
     if (reply.released) wakeHost(lease.host)
     return reply
@@ -229,7 +242,7 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
     pause: async (host, ms) => {
       commands++
       const reply = await slots.pause(host, ms)
-      if (reply.pausedUntil > 0) notice(host)
+      if (reply.pausedUntil > 0) noticePause(host)
       return reply
     },
     blockedFor,
@@ -239,7 +252,7 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
       return hosts.size
     },
     watching: (host) => attention.has(host) || byHost.has(host),
-    told: (host) => attention.has(host),
+    told: (host) => pauses.has(host),
     state,
     close,
     get commands () { return commands },

@@ -114,7 +114,7 @@ export function createPoliteness (o: PolitenessOptions): Politeness {
     }
     if (lease) {
       if (!gate.told(host)) return { kind: 'go', lease }
-      // A pause (or a release for a waiter) came since the slot was won: ask again, as anyone would.
+      // A pause came since the slot was won: ask again, as anyone would.
       await gate.leave(lease)
     }
     if (free(host, job)) return { kind: 'go', lease: null }

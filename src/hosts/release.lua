@@ -16,7 +16,7 @@ ARGV[4] baseMs    first strike pause
 ARGV[5] maxMs     longest strike pause
 ARGV[6] memoryMs  the counter forgets after this long without a new strike
 ARGV[7] channel   where the host's name is published
-ARGV[8] host      the host name (the message)
+ARGV[8] host      the host name: the message of a release, `pause <host>` that of a pause
 Reply: {released (1|0), pausedUntil (ms, 0 when not paused by this call), strikes (0 when
         this call added none)}
 When a lease was released and someone waits (`wanted`), or the call paused the host, the
@@ -59,7 +59,7 @@ end
 
 if pausedUntil > 0 then
   redis.call('HDEL', state, 'wanted')
-  redis.call('PUBLISH', ARGV[7], ARGV[8])
+  redis.call('PUBLISH', ARGV[7], 'pause ' .. ARGV[8])
 elseif released == 1 and redis.call('HDEL', state, 'wanted') == 1 then
   redis.call('PUBLISH', ARGV[7], ARGV[8])
 end

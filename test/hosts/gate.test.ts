@@ -149,3 +149,23 @@ t.test('a worker killed with kill -9 holding slots frees them within leaseMs', a
   t.ok(ms <= leaseMs + 300, `a slot was free ${ms.toFixed(0)} ms after the kill`)
   await gate.leave(lease)
 })
+
+t.test('a pause set by another worker is told to this one; a release is not, and a grant clears it', async (t) => {
+  const prefix = testPrefix(t, 'hosts-gate')
+  const a = await worker(t, prefix, 30_000)
+  const b = await worker(t, prefix, 30_000)
+  // B waits on the host, so that A's release is published (someone wanted it).
+  const held = await a.gate.enter('told.example', one)
+  const entered = b.gate.enter('told.example', one)
+  await b.gate.tryEnter('told.example', one)
+  await a.gate.leave(held)
+  const lease = await entered
+  t.equal(b.gate.told('told.example'), false, 'a release (a wake) is not a pause')
+  await b.gate.leave(lease)
+  await a.gate.pause('told.example', 200)
+  await eventually(async () => b.gate.told('told.example'), { what: 'B is told of the pause A set' })
+  t.pass('B is told of the pause A set')
+  const after = await b.gate.enter('told.example', one)
+  t.equal(b.gate.told('told.example'), false, 'a slot granted after the pause clears it')
+  await b.gate.leave(after)
+})
