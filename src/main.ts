@@ -62,6 +62,11 @@ async function serve (role: Role, config: Config): Promise<void> {
     if (redis === null) return
     config = redis
     await startRoles(role, config, logger, hold, closers)
+  } catch (err) {
+    // What started is stopped before the error ends the process: a Redis of our own would
+    // outlive it (port in use, a bad S3 bucket, ...), and every retry would start another.
+    for (const close of closers) await close().catch(() => {})
+    throw err
   } finally {
     hold.release()
   }
