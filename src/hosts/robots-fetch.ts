@@ -1,14 +1,18 @@
 import { request, type Dispatcher } from 'undici'
+import { classify } from '../fetcher/classify.js'
 
 /**
  * What fetching a robots.txt gave, in RFC 9309's terms:
  * - `fetched`: a 2xx; its text (the first `maxBytes` of it) holds the rules;
  * - `missing`: a 4xx (not 429), or more than five redirects: "unavailable", everything allowed;
- * - `unreachable`: a 5xx, a 429, a network error, a timeout, a blocked address: everything
- *   disallowed until the next try (RFC 9309 section 2.3.1.4; Google does the same for 5xx and 429).
+ * - `unreachable`: a 5xx, a 429, a network error, a timeout: everything disallowed until the
+ *   next try (RFC 9309 section 2.3.1.4; Google does the same for 5xx and 429);
+ * - `blocked`: the address guard refused the host: nothing will reach it, robots.txt or page,
+ *   so the rules allow everything and the URL's own fetch ends `BLOCKED_ADDRESS`, as the
+ *   contract says, rather than `ROBOTS_DISALLOWED`.
  */
 export interface RobotsFile {
-  source: 'fetched' | 'missing' | 'unreachable'
+  source: 'fetched' | 'missing' | 'unreachable' | 'blocked'
   text: string
   /** The last status seen, or 0 when no answer came. */
   status: number
@@ -26,7 +30,7 @@ export interface RobotsFetchOptions {
 // RFC 9309 section 2.3.1.2: follow at least five consecutive redirects.
 const MAX_REDIRECTS = 5
 
-/** Fetches `<origin>/robots.txt`; never throws: a failure is an `unreachable` file. */
+/** Fetches `<origin>/robots.txt`; never throws: a failure is an `unreachable` (or `blocked`) file. */
 export async function fetchRobots (origin: string, o: RobotsFetchOptions): Promise<RobotsFile> {
   const signal = AbortSignal.timeout(o.timeoutMs)
   let target = new URL('/robots.txt', origin)
@@ -53,8 +57,8 @@ export async function fetchRobots (origin: string, o: RobotsFetchOptions): Promi
       return { source: missing ? 'missing' : 'unreachable', text: '', status }
     }
     return { source: 'missing', text: '', status }
-  } catch {
-    return { source: 'unreachable', text: '', status }
+  } catch (err) {
+    return { source: classify(err).code === 'BLOCKED_ADDRESS' ? 'blocked' : 'unreachable', text: '', status }
   }
 }
 

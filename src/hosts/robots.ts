@@ -45,7 +45,7 @@ export interface RobotsOptions {
 // The package is CommonJS with ESM-style types: its default import is the function itself.
 const robotsParser = robotsParserModule as unknown as typeof robotsParserModule.default
 type Parsed = ReturnType<typeof robotsParser>
-const cachedSchema = z.object({ source: z.enum(['fetched', 'missing', 'unreachable']), text: z.string(), expiresAt: z.number() })
+const cachedSchema = z.object({ source: z.enum(['fetched', 'missing', 'unreachable', 'blocked']), text: z.string(), expiresAt: z.number() })
 type Cached = z.infer<typeof cachedSchema>
 interface Entry { robot: Parsed, cached: Cached }
 
@@ -78,7 +78,8 @@ export function createRobots (o: RobotsOptions): Robots {
   async function fetchAndStore (origin: string, key: string, lock: string): Promise<Cached> {
     fetches++
     const file = await fetchRobots(origin, { dispatcher: o.dispatcher, userAgent: o.userAgent, timeoutMs, maxBytes: o.maxBytes ?? 512 * 1024 })
-    const ttl = file.source === 'unreachable' ? unreachableMs : cacheMs
+    // A blocked host is kept as briefly as an unreachable one: FETCH_ALLOW_CIDRS may open it.
+    const ttl = file.source === 'unreachable' || file.source === 'blocked' ? unreachableMs : cacheMs
     const cached = { source: file.source, text: file.text, expiresAt: Date.now() + ttl }
     // The lock goes with the write (same slot), so the next fetch, an hour on, need not wait.
     await o.redis.multi().set(key, JSON.stringify(cached), 'PX', ttl).del(lock).exec()

@@ -55,3 +55,12 @@ t.test('robots: obey fetches each robots.txt once and follows it; ignore never a
   t.equal(done.results?.[0]?.state, 'succeeded', 'robots: ignore (the default) fetches what robots.txt disallows')
   t.equal(rules.hits.get('/robots.txt'), 1, 'without asking for robots.txt')
 })
+
+t.test('robots: obey on a blocked address: the URL ends BLOCKED_ADDRESS, not ROBOTS_DISALLOWED', async (t) => {
+  const { api } = await startTrawl(t, { env: { HOST_CONCURRENCY: '8' } })
+  // 10.255.255.1 is private: the guard refuses it before any packet leaves.
+  const submitted = await api.app.inject({ method: 'POST', url: '/jobs', payload: { urls: ['http://10.255.255.1/page'], options: { robots: 'obey', keepContent: false, retries: 0 } } })
+  t.equal(submitted.statusCode, 202)
+  const job: JobDocument = (await api.app.inject(`/jobs/${submitted.json().id}?wait=60`)).json()
+  t.equal(job.results?.[0]?.error?.code, 'BLOCKED_ADDRESS', 'the contract\'s code for a blocked address')
+})
