@@ -117,9 +117,8 @@ export interface Queue {
   host: string
   job: string
   tickets: Ticket[]
-  blocked: { waitingFor: WaitingFor, untilMs: number } | null
-  // The last refusal was a pause (429/503), not a spacing: counted by pausedHosts().
-  paused: boolean
+  // What Redis last refused; `paused`: a pause (429/503), not a spacing (counted by pausedHosts()).
+  blocked: { waitingFor: WaitingFor, untilMs: number, paused: boolean } | null
   timer?: NodeJS.Timeout
   draining: boolean
   // A wake came while a request was on its way: its refusal may be stale.

@@ -65,7 +65,7 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
     const key = `${host}\n${job}`
     let q = queues.get(key)
     if (q) return q
-    q = { key, host, job, tickets: [], blocked: null, paused: false, draining: false, woken: false }
+    q = { key, host, job, tickets: [], blocked: null, draining: false, woken: false }
     queues.set(key, q)
     let set = byHost.get(host)
     if (!set) byHost.set(host, (set = new Set()))
@@ -84,15 +84,13 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
   function wake (q: Queue) {
     clearTimeout(q.timer)
     q.blocked = null
-    q.paused = false
     q.woken = true
     if (q.tickets.length > 0) drain(q).catch(() => {})
     else tidy(q)
   }
 
   function block (q: Queue, r: AcquireReply) {
-    q.blocked = { waitingFor: reason(r), untilMs: r.untilMs }
-    q.paused = r.kind === 'paused'
+    q.blocked = { waitingFor: reason(r), untilMs: r.untilMs, paused: r.kind === 'paused' }
     clearTimeout(q.timer)
     // Paused and spaced hosts open at a known time; a full one when a release says so, or
     // (a lost message, a dead holder) when its soonest lease lapses, but at most `fallbackMs`.
@@ -178,7 +176,8 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
     if (closed) throw new Error('host gate closed')
     const known = queues.get(`${host}\n${options.job?.id ?? ''}`)
     if (known && (known.blocked !== null || known.tickets.length > 0)) {
-      return { lease: null, ...(known.blocked ?? { waitingFor: 'host', untilMs: 0 }) }
+      const { waitingFor, untilMs } = known.blocked ?? { waitingFor: 'host', untilMs: 0 }
+      return { lease: null, waitingFor, untilMs }
     }
     const reply = await acquire(host, options)
     if (reply.kind === 'granted') return { lease: reply.lease }
@@ -248,7 +247,7 @@ export async function createHostGate (o: HostGateOptions): Promise<HostGate> {
     blockedFor,
     pausedHosts: () => {
       const hosts = new Set<string>()
-      for (const q of queues.values()) if (q.paused && q.blocked !== null && q.tickets.length > 0) hosts.add(q.host)
+      for (const q of queues.values()) if (q.blocked?.paused === true && q.tickets.length > 0) hosts.add(q.host)
       return hosts.size
     },
     watching: (host) => attention.has(host) || byHost.has(host),
