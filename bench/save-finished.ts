@@ -11,14 +11,11 @@
  * client, set the pace (docs/bench-results.md).
  */
 import { EventEmitter } from 'node:events'
-import { join } from 'node:path'
 import { Writable } from 'node:stream'
-import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { runCli } from '../src/cli/index.js'
 import { checkout, type Checkout } from './lib/checkout.js'
 import { processCpuMs } from './lib/cpu.js'
-import { writeLists } from './lib/geto.js'
+import { clientOf, writeLists, type RunCli } from './lib/geto.js'
 import { median, ratio } from './lib/stats.js'
 import { startTarget } from './lib/target.js'
 import { startTrawl } from './lib/trawl.js'
@@ -28,13 +25,11 @@ const count = Number(values.count)
 const size = Number(values.size)
 const rounds = Number(values.rounds)
 
-type RunCli = typeof runCli
-const sides: Array<{ name: string, run: RunCli, ms: number[], client: number[], server: number[] }> = [{ name: 'this', run: runCli, ms: [], client: [], server: [] }]
+const sides: Array<{ name: string, run: RunCli, ms: number[], client: number[], server: number[] }> = [{ name: 'this', run: await clientOf(undefined), ms: [], client: [], server: [] }]
 let other: Checkout | undefined
 if (values.ab !== undefined) {
   other = await checkout(values.ab)
-  const mod = await import(pathToFileURL(join(other.dir, 'src/cli/index.ts')).href) as { runCli: RunCli }
-  sides.push({ name: `@${values.ab}`, run: mod.runCli, ms: [], client: [], server: [] })
+  sides.push({ name: `@${values.ab}`, run: await clientOf(other.dir), ms: [], client: [], server: [] })
 }
 
 const target = await startTarget()

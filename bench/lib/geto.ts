@@ -38,12 +38,12 @@ export interface GetRun {
   jobId: string | null
 }
 
-type RunCli = typeof runCli
+export type RunCli = typeof runCli
 
 const clients = new Map<string, Promise<RunCli>>()
 
-/** `runCli` of another checkout (an `--ab` side), loaded once into this process through tsx. */
-async function clientOf (root: string | undefined): Promise<RunCli> {
+/** `runCli` of the checkout at `root` (an `--ab` side), loaded once into this process through tsx; this one's when undefined. */
+export async function clientOf (root: string | undefined): Promise<RunCli> {
   if (root === undefined) return runCli
   let loaded = clients.get(root)
   if (loaded === undefined) {
